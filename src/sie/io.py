@@ -1,0 +1,95 @@
+"""Atomic file writes and small JSON/NumPy helpers shared by every stage.
+
+Every file the workflow produces is written to a temporary file in the destination folder and then
+renamed over the final name, so a process killed at any moment leaves either the previous file or the
+complete new one, never a truncated file that a later run would take as done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+
+def _current_umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_current_umask()
+"""Mode of the files we write: what open() would give (mkstemp alone gives 0600, unreadable by a group)."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
+
+    The temporary name keeps ``suffix`` as its extension so that writers that choose the format
+    from the extension (Blender, PIL) still work. On an exception the temporary file is removed.
+    """
+    destination = Path(path)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{destination.name}.", suffix=f".tmp{suffix}", dir=destination.parent
+    )
+    os.close(handle)
+    temporary_path = Path(temporary)
+    try:
+        yield temporary_path
+        os.chmod(temporary_path, FILE_MODE)
+        os.replace(temporary_path, destination)
+    finally:
+        temporary_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary file for writing; it replaces ``path`` only when the block succeeds."""
+    with atomic_path(path) as temporary, open(temporary, mode) as stream:
+        yield stream
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write ``data`` as indented, key-sorted JSON, atomically."""
+    with atomic_open(path, "w") as stream:
+        json.dump(data, stream, indent=2, sort_keys=True, default=_json_default)
+        stream.write("\n")
+
+
+def write_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
+    """Save ``array`` in NumPy's .npy format, atomically (no pickled objects)."""
+    with atomic_open(path, "wb") as stream:
+        np.save(stream, array, allow_pickle=False)
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file, naming the file when it is missing or malformed."""
+    file_path = Path(path)
+    try:
+        return json.loads(file_path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{file_path}: file not found") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{file_path}: not valid JSON ({error})") from None
+
+
+def _json_default(value: Any) -> Any:
+    """Make NumPy scalars, arrays and paths JSON serialisable."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
