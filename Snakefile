@@ -1,0 +1,25 @@
+# The SIE / 3DIEBench workflow: render -> index -> (pretrain -> features -> evaluations -> tables).
+# Science settings come from config.yaml, or from the files given with --configfile (which then
+# replace config.yaml; several --configfile files are merged in order). Cluster settings live in
+# profiles/. See README.md.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/dataset.smk"
+include: "workflow/rules/pretrain.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.datasets.input,
+        rules.pretrained.input,

@@ -1,0 +1,190 @@
+"""The ``sie`` command: one subcommand per workflow stage (``sie <command> --help`` for each).
+
+Every Snakemake rule is one call of this command, so every stage also runs without Snakemake.
+Heavy imports (bpy, torch) happen inside the subcommand that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sie.config import ConfigError, dataset_variant, load_config_files, resolve_config
+
+EXPECTED_ERRORS = (ConfigError, ValueError, FileNotFoundError, RuntimeError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sie`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except EXPECTED_ERRORS as error:
+        if os.environ.get("SIE_DEBUG"):
+            raise
+        print(f"sie {args.command}: error: {error}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="sie", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_config_command(commands)
+    _add_render_command(commands)
+    _add_index_command(commands)
+    _add_pack_command(commands)
+    _add_pretrain_command(commands)
+    return parser
+
+
+def add_variant_arguments(parser: argparse.ArgumentParser) -> None:
+    """--spec, or --configfile + --variant: how a stage learns which dataset variant it works on."""
+    group = parser.add_argument_group("dataset variant (give --spec, or --configfile and --variant)")
+    group.add_argument(
+        "--spec", help="resolved variant as JSON text or a .json file (what the workflow passes)"
+    )
+    group.add_argument("--configfile", action="append", default=[], help="configuration YAML (repeatable)")
+    group.add_argument("--variant", help="name of the dataset variant in the configuration")
+
+
+def variant_from_arguments(args: argparse.Namespace):
+    """The DatasetVariant described by --spec or by --configfile/--variant."""
+    if args.spec:
+        text = args.spec
+        if not text.lstrip().startswith("{"):
+            text = Path(text).read_text()
+        try:
+            spec = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"--spec: not valid JSON ({error})") from None
+        name = spec.pop("name", None)
+        if not name:
+            raise ConfigError("--spec: the variant's 'name' is missing")
+        config = resolve_config({"datasets": {name: spec}})
+        return dataset_variant(name, config["datasets"][name])
+    if not args.configfile or not args.variant:
+        raise ConfigError("give --spec, or both --configfile and --variant")
+    config = resolve_config(load_config_files(args.configfile))
+    if args.variant not in config["datasets"]:
+        raise ConfigError(
+            f"config key 'datasets.{args.variant}': no such variant (known: {', '.join(config['datasets'])})"
+        )
+    return dataset_variant(args.variant, config["datasets"][args.variant])
+
+
+def _add_config_command(commands: Any) -> None:
+    parser = commands.add_parser(
+        "config", help="validate a configuration and print it resolved (defaults filled)"
+    )
+    parser.add_argument("--configfile", action="append", default=["config.yaml"], help="configuration YAML")
+    parser.add_argument("--variant", help="print only this dataset variant, as a --spec for other commands")
+    parser.set_defaults(handler=_run_config)
+
+
+def _run_config(args: argparse.Namespace) -> int:
+    files = args.configfile[1:] or args.configfile
+    config = resolve_config(load_config_files(files))
+    if args.variant:
+        if args.variant not in config["datasets"]:
+            raise ConfigError(f"config key 'datasets.{args.variant}': no such variant")
+        output = {"name": args.variant, **config["datasets"][args.variant]}
+    else:
+        output = config
+    print(json.dumps(output, indent=2, sort_keys=True))
+    return 0
+
+
+def _add_render_command(commands: Any) -> None:
+    parser = commands.add_parser("render", help="render one shard of a dataset variant with Blender")
+    add_variant_arguments(parser)
+    parser.add_argument("--shard", type=int, required=True, help="shard index (0-based)")
+    parser.add_argument("--output", type=Path, help="variant folder (default results/datasets/<variant>)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="Cycles CPU threads")
+    parser.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu", help="Cycles device")
+    parser.set_defaults(handler=_run_render)
+
+
+def _run_render(args: argparse.Namespace) -> int:
+    variant = variant_from_arguments(args)
+    from sie.data.render import render_shard
+
+    output = args.output or variant.output_dir
+    report = render_shard(variant, args.shard, output, threads=args.threads, device=args.device)
+    print(json.dumps(report, sort_keys=True))
+    return 0
+
+
+def _add_index_command(commands: Any) -> None:
+    parser = commands.add_parser(
+        "index", help="validate a dataset, split it, write release-format split files, statistics and card"
+    )
+    add_variant_arguments(parser)
+    parser.add_argument("--output", type=Path, help="variant folder (default results/datasets/<variant>)")
+    parser.set_defaults(handler=_run_index)
+
+
+def _run_index(args: argparse.Namespace) -> int:
+    variant = variant_from_arguments(args)
+    from sie.data.index import build_index
+
+    card = build_index(variant, args.output or variant.output_dir)
+    print(json.dumps(card["counts"], sort_keys=True))
+    return 0
+
+
+def _add_pack_command(commands: Any) -> None:
+    parser = commands.add_parser(
+        "pack", help="pack an indexed dataset's JPEGs into one file per split (fast loading)"
+    )
+    parser.add_argument(
+        "--dataset", type=Path, required=True, help="indexed variant folder (results/datasets/<v>)"
+    )
+    parser.set_defaults(handler=_run_pack)
+
+
+def _run_pack(args: argparse.Namespace) -> int:
+    from sie.data.store import write_store
+
+    print(json.dumps(write_store(args.dataset), sort_keys=True))
+    return 0
+
+
+def _add_pretrain_command(commands: Any) -> None:
+    parser = commands.add_parser(
+        "pretrain",
+        help="pretrain one method on one dataset variant (one process, torchrun, or srun tasks)",
+        description="Resumes from --checkpoint when it exists; SIGUSR1/SIGTERM save it and exit with 143.",
+    )
+    parser.add_argument(
+        "--spec", required=True, help="run spec as JSON text or a .json file (what the workflow passes)"
+    )
+    parser.add_argument("--dataset", type=Path, required=True, help="indexed and packed variant folder")
+    parser.add_argument("--output", type=Path, required=True, help="folder of the final outputs")
+    parser.add_argument(
+        "--checkpoint", type=Path, required=True, help="resumable checkpoint (outside --output)"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads of torch (default: torch's)")
+    parser.set_defaults(handler=_run_pretrain)
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from sie.training.config import run_spec_from_text
+    from sie.training.loop import pretrain
+
+    summary = pretrain(
+        run_spec_from_text(args.spec), args.dataset, args.output, args.checkpoint, args.threads
+    )
+    if summary:
+        print(json.dumps({key: summary[key] for key in ("method", "steps", "final")}, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""What the Snakefile derives from the configuration, as plain functions (testable without Snakemake).
+
+Everything here runs when Snakemake parses the workflow, so it must stay cheap: no bpy, no torch, no
+walk over a dataset's files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sie.config import ConfigError, DatasetVariant
+from sie.data.objects import shard_count, variant_objects
+
+
+def check_variant_inputs(variant: DatasetVariant) -> None:
+    """Fail early, naming the config key, when a variant's external inputs are missing."""
+    key = f"datasets.{variant.name}"
+    if variant.source == "shapenet":
+        root = Path(variant.shapenet_root).expanduser()
+        if not root.is_dir():
+            raise ConfigError(
+                f"config key '{key}.shapenet_root': ShapeNetCore v2 folder {root} not found. Point it at "
+                "the folder holding <synset>/<id>/models/model_normalized.obj (see the README)."
+            )
+        for path in variant.object_list:
+            if not Path(path).expanduser().is_file():
+                raise ConfigError(f"config key '{key}.object_list': object list {path} not found")
+    if variant.source == "prerendered" and not Path(variant.root).expanduser().is_dir():
+        raise ConfigError(f"config key '{key}.root': prerendered dataset folder {variant.root} not found")
+    for name in ("train_images", "val_images"):
+        path = getattr(variant.split, name)
+        if path and not Path(path).expanduser().is_file():
+            raise ConfigError(f"config key '{key}.split.{name}': split file {path} not found")
+
+
+def variant_shard_ids(variant: DatasetVariant) -> list[str]:
+    """Render shard ids ("0000", "0001", ...) of a variant; none for prerendered data."""
+    if variant.source == "prerendered":
+        return []
+    try:
+        objects = variant_objects(variant)
+    except (FileNotFoundError, ValueError) as error:
+        raise ConfigError(f"config key 'datasets.{variant.name}': {error}") from None
+    return [f"{shard:04d}" for shard in range(shard_count(len(objects), variant.chunk_size))]
+
+
+def pretrain_runs(config: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """Every (dataset variant, method, seed) of the pretrain section, in a stable order."""
+    pretrain = config.get("pretrain")
+    if not pretrain:
+        return []
+    return [
+        (variant, method, seed)
+        for variant in pretrain["datasets"]
+        for method in pretrain["methods"]
+        for seed in pretrain["seeds"]
+    ]
+
+
+def pretrain_spec(config: Mapping[str, Any], variant: str, method: str, seed: int) -> dict[str, Any]:
+    """The run spec of one pretraining job: global model/training keys, then the method's overrides."""
+    pretrain = config["pretrain"]
+    overrides = pretrain["methods_settings"].get(method, {})
+    return {
+        "variant": variant,
+        "method": method,
+        "seed": int(seed),
+        "model": {**pretrain["model"], **overrides.get("model", {})},
+        "training": {**pretrain["training"], **overrides.get("training", {})},
+    }

@@ -1,0 +1,103 @@
+"""Dry runs, lint and formatting of the workflow (nothing is rendered)."""
+
+import math
+import subprocess
+import sys
+
+import pytest
+from workflow_helpers import PAPER_SPLIT, REPOSITORY, job_counts, run_snakemake, snakemake_environment
+
+pytestmark = pytest.mark.workflow
+
+
+def test_lint_is_clean(tmp_path):
+    result = run_snakemake(
+        tmp_path, "--lint", "--configfile", str(REPOSITORY / "configs/test.yaml"), check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_snakefmt_is_clean():
+    result = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_default_configuration_dag(tmp_path):
+    result = run_snakemake(tmp_path, "-n", "--configfile", str(REPOSITORY / "config.yaml"))
+    counts = job_counts(result.stdout)
+    assert counts["render_shard"] == math.ceil(10 * 12 / 20)
+    assert counts["index_dataset"] == 1
+
+
+def test_test_configuration_dag(tmp_path):
+    counts = job_counts(
+        run_snakemake(tmp_path, "-n", "--configfile", str(REPOSITORY / "configs/test.yaml")).stdout
+    )
+    assert counts["render_shard"] == 3 and counts["index_dataset"] == 1
+
+
+def test_paper_configuration_shows_the_full_dag(tmp_path, paper_inputs):
+    objects = sum(train + val for train, val in PAPER_SPLIT.values())
+    assert objects == 52_472 and len(PAPER_SPLIT) == 55
+    environment = {**snakemake_environment(), **paper_inputs}
+    result = run_snakemake(
+        tmp_path, "-n", "--configfile", str(REPOSITORY / "configs/paper.yaml"), environment=environment
+    )
+    counts = job_counts(result.stdout)
+    assert counts["render_shard"] == math.ceil(52_472 / 50)
+    assert counts["index_dataset"] == 1
+
+
+def test_paper_configuration_without_shapenet_says_what_is_missing(tmp_path, paper_inputs):
+    environment = {key: value for key, value in snakemake_environment().items() if key != "SHAPENET_ROOT"}
+    result = run_snakemake(
+        tmp_path,
+        "-n",
+        "--configfile",
+        str(REPOSITORY / "configs/paper.yaml"),
+        environment={**environment, "SIE_SPLITS": paper_inputs["SIE_SPLITS"]},
+        check=False,
+    )
+    assert result.returncode != 0
+    assert (
+        "datasets.3diebench.shapenet_root': environment variable SHAPENET_ROOT is not set"
+        in result.stdout + result.stderr
+    )
+    environment = {**snakemake_environment(), **paper_inputs, "SHAPENET_ROOT": str(tmp_path / "nowhere")}
+    result = run_snakemake(
+        tmp_path,
+        "-n",
+        "--configfile",
+        str(REPOSITORY / "configs/paper.yaml"),
+        environment=environment,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert f"ShapeNetCore v2 folder {tmp_path / 'nowhere'} not found" in result.stdout + result.stderr
+
+
+def test_bad_configuration_is_named_and_nothing_runs(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets:\n  tiny:\n    source: procedural\n    objects_per_class: 1\n    views: 0\n")
+    result = run_snakemake(tmp_path, "-n", "--configfile", str(bad), check=False)
+    assert result.returncode != 0 and "datasets.tiny.views" in result.stdout + result.stderr
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("datasets:\n  tiny:\n    source: sketchfab\n")
+    result = run_snakemake(tmp_path, "-n", "--configfile", str(unknown), check=False)
+    assert result.returncode != 0 and "datasets.tiny.source" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_ruff_is_clean():
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "src", "tests", "bench"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

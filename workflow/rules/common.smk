@@ -1,0 +1,60 @@
+# Shared helpers of the rules: the validated configuration and the values rules derive from it.
+# Logic lives in the `sie` package (src/sie); this file only adapts it to Snakemake.
+
+import json
+from pathlib import Path
+
+from sie.config import dataset_variant, resolve_config
+from sie.workflow import (
+    check_variant_inputs,
+    pretrain_runs,
+    pretrain_spec,
+    variant_shard_ids,
+)
+
+_resolved = resolve_config(config)
+config.clear()
+config.update(_resolved)
+VARIANTS = {
+    name: dataset_variant(name, spec) for name, spec in config["datasets"].items()
+}
+for _variant in VARIANTS.values():
+    check_variant_inputs(_variant)
+SHARDS = {name: variant_shard_ids(variant) for name, variant in VARIANTS.items()}
+PRETRAIN_RUNS = pretrain_runs(config)
+
+
+wildcard_constraints:
+    variant="[A-Za-z0-9][A-Za-z0-9_-]*",
+    shard="[0-9]+",
+    method="[A-Za-z]+",
+    seed="[0-9]+",
+
+
+def variant_spec(wildcards):
+    """The resolved variant as JSON, the --spec of every dataset command."""
+    spec = {"name": wildcards.variant, **config["datasets"][wildcards.variant]}
+    return json.dumps(spec, sort_keys=True)
+
+
+def shard_markers(wildcards):
+    """Completion markers of every render shard of a variant (none for prerendered data)."""
+    return expand(
+        "results/datasets/{variant}/shards/{shard}.json",
+        variant=wildcards.variant,
+        shard=SHARDS[wildcards.variant],
+    )
+
+
+def pretrain_spec_json(wildcards):
+    """The run spec of one pretraining job, the --spec of `sie pretrain`."""
+    spec = pretrain_spec(
+        config, wildcards.variant, wildcards.method, int(wildcards.seed)
+    )
+    return json.dumps(spec, sort_keys=True)
+
+
+def checkpoint_path(wildcards):
+    """Resumable checkpoint of a pretraining job: outside its declared outputs, which Snakemake
+    deletes when a job fails."""
+    return f"results/checkpoints/{wildcards.variant}/{wildcards.method}/seed{wildcards.seed}/checkpoint.pt"
