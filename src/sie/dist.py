@@ -1,0 +1,268 @@
+"""Everything distributed lives here: the differentiable all-gather of the loss terms (reference 3.1),
+the launch environment (one process, torchrun, or one srun task per GPU), process-group set-up, and
+batch normalisation over the global batch.
+
+Launchers are recognised from the environment, nothing else:
+
+- torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT;
+- ``srun`` tasks see SLURM_PROCID, SLURM_STEP_NUM_TASKS (or SLURM_NTASKS), SLURM_LOCALID and
+  SLURM_STEP_NODELIST/SLURM_JOB_NODELIST; the master is the step's first node (MASTER_ADDR overrides
+  it), the port comes from MASTER_PORT or the job id;
+- anything else is a single process.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as torch_distributed
+from torch import nn
+
+
+def is_distributed() -> bool:
+    """True when torch.distributed is available and a process group is initialised."""
+    return torch_distributed.is_available() and torch_distributed.is_initialized()
+
+
+def world_size() -> int:
+    """Number of processes in the default group (1 when not distributed)."""
+    return torch_distributed.get_world_size() if is_distributed() else 1
+
+
+def rank() -> int:
+    """Rank of this process in the default group (0 when not distributed)."""
+    return torch_distributed.get_rank() if is_distributed() else 0
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather along dim 0 whose backward sums the gradient over ranks and keeps the local slice.
+
+    Every rank must contribute the same number of rows (DistributedSampler pads the dataset so that
+    each rank gets equally many samples, including in the last batch).
+    """
+
+    @staticmethod
+    def forward(context, tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        context.local_rows = tensor.shape[0]
+        context.rank = rank()
+        gathered = [torch.empty_like(tensor) for _ in range(world_size())]
+        torch_distributed.all_gather(gathered, tensor.contiguous())
+        return torch.cat(gathered, dim=0)
+
+    @staticmethod
+    def backward(context, gradient: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        summed = gradient.contiguous().clone()
+        torch_distributed.all_reduce(summed, op=torch_distributed.ReduceOp.SUM)
+        start = context.rank * context.local_rows
+        return summed[start : start + context.local_rows]
+
+
+def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``tensor`` from every rank along dim 0, differentiably.
+
+    Forward: ``cat([tensor_rank0, tensor_rank1, ...])``. Backward: the incoming gradient is summed over
+    ranks (all-reduce) and each rank keeps its own slice; combined with DDP's gradient averaging this
+    gives the exact gradient of a loss computed on the global batch. Identity in a single process.
+    """
+    if world_size() == 1:
+        return tensor
+    return _GatherWithGrad.apply(tensor)
+
+
+# --------------------------------------------------------------------------------------------- launch
+
+
+@dataclass(frozen=True)
+class LaunchContext:
+    """Where this process sits in the run: rank, world size, local rank and rendezvous address."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    master_address: str = "127.0.0.1"
+    master_port: int = 29500
+    launcher: str = "single"
+
+
+def first_host(nodelist: str) -> str:
+    """First host name of a Slurm node list ("gpu[03-05,9],cpu1" -> "gpu03")."""
+    text = nodelist.strip()
+    match = re.match(r"^([^,\[]+)(?:\[([^\]]+)\])?", text)
+    if not match or not text:
+        raise ValueError(f"cannot parse the Slurm node list {nodelist!r}")
+    prefix, ranges = match.groups()
+    if ranges is None:
+        return prefix
+    return prefix + ranges.split(",")[0].split("-")[0]
+
+
+def launch_context(environment: Mapping[str, str] | None = None) -> LaunchContext:
+    """The launch context from the environment (see the module docstring)."""
+    env = os.environ if environment is None else environment
+    if "RANK" in env and "WORLD_SIZE" in env:
+        return LaunchContext(
+            rank=int(env["RANK"]),
+            world_size=int(env["WORLD_SIZE"]),
+            local_rank=int(env.get("LOCAL_RANK", 0)),
+            master_address=env.get("MASTER_ADDR", "127.0.0.1"),
+            master_port=int(env.get("MASTER_PORT", 29500)),
+            launcher="torchrun",
+        )
+    tasks = int(env.get("SLURM_STEP_NUM_TASKS", env.get("SLURM_NTASKS", "1")))
+    inside_step = "SLURM_STEP_ID" in env or "SLURM_STEPID" in env
+    if "SLURM_PROCID" in env and inside_step and tasks > 1:
+        nodelist = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") or "127.0.0.1"
+        job = int(env.get("SLURM_JOB_ID", "0") or 0)
+        return LaunchContext(
+            rank=int(env["SLURM_PROCID"]),
+            world_size=tasks,
+            local_rank=int(env.get("SLURM_LOCALID", 0)),
+            master_address=env.get("MASTER_ADDR") or first_host(nodelist),
+            master_port=int(env.get("MASTER_PORT") or 20000 + job % 20000),
+            launcher="slurm",
+        )
+    return LaunchContext()
+
+
+def select_device(context: LaunchContext, requested: str = "auto") -> torch.device:
+    """cuda:<local rank> when CUDA is available (or cuda:0 when each task sees one GPU), else the CPU."""
+    if requested not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {requested!r}")
+    if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but CUDA is not available")
+    count = torch.cuda.device_count()
+    return torch.device("cuda", context.local_rank if context.local_rank < count else 0)
+
+
+def initialize(context: LaunchContext, device: torch.device, timeout_minutes: float = 30) -> None:
+    """Join the process group (NCCL on GPUs, gloo on CPUs); nothing to do for a single process."""
+    if context.world_size == 1:
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    torch_distributed.init_process_group(
+        backend="nccl" if device.type == "cuda" else "gloo",
+        init_method=f"tcp://{context.master_address}:{context.master_port}",
+        rank=context.rank,
+        world_size=context.world_size,
+        timeout=datetime.timedelta(minutes=timeout_minutes),
+    )
+
+
+def shutdown() -> None:
+    """Leave the process group, if any."""
+    if is_distributed():
+        torch_distributed.destroy_process_group()
+
+
+def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
+    """Mean of ``tensor`` over ranks (a copy; the input is untouched). Identity in one process."""
+    if world_size() == 1:
+        return tensor
+    result = tensor.detach().clone()
+    torch_distributed.all_reduce(result, op=torch_distributed.ReduceOp.SUM)
+    return result / world_size()
+
+
+def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
+    """Element-wise maximum of ``tensor`` over ranks (a copy)."""
+    if world_size() == 1:
+        return tensor
+    result = tensor.detach().clone()
+    torch_distributed.all_reduce(result, op=torch_distributed.ReduceOp.MAX)
+    return result
+
+
+# ------------------------------------------------------------------------------- global batch norm
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks whose backward sums the incoming gradients over ranks too."""
+
+    @staticmethod
+    def forward(context, tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        result = tensor.clone(memory_format=torch.contiguous_format)
+        torch_distributed.all_reduce(result, op=torch_distributed.ReduceOp.SUM)
+        return result
+
+    @staticmethod
+    def backward(context, gradient: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return _AllReduceSum.apply(gradient)
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Batch normalisation whose statistics cover the global batch of every rank, on any device.
+
+    PyTorch's SyncBatchNorm only runs on GPUs; this one reduces the per-channel sums with a
+    differentiable all-reduce, so CPU (gloo) runs normalise exactly like one process holding the whole
+    batch. Used for multi-process CPU runs; GPU runs use torch.nn.SyncBatchNorm.
+    """
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2-D input, got {input.dim()}-D")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if not self.training or world_size() == 1:
+            return super().forward(input)
+        reduce_dims = [0, *range(2, input.dim())]
+        local_count = input.numel() // input.shape[1]
+        statistics = torch.cat(
+            [
+                input.sum(reduce_dims),
+                input.square().sum(reduce_dims),
+                torch.tensor([float(local_count)], device=input.device, dtype=input.dtype),
+            ]
+        )
+        statistics = _AllReduceSum.apply(statistics)
+        channels = input.shape[1]
+        count = statistics[-1]
+        mean = statistics[:channels] / count
+        variance = statistics[channels : 2 * channels] / count - mean.square()
+        if self.track_running_stats and self.running_mean is not None:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                tracked = float(self.num_batches_tracked)
+                momentum = self.momentum if self.momentum is not None else 1.0 / tracked
+                unbiased = variance * count / (count - 1)
+                self.running_mean.lerp_(mean.detach(), momentum)
+                self.running_var.lerp_(unbiased.detach(), momentum)
+        shape = [1, channels] + [1] * (input.dim() - 2)
+        output = (input - mean.view(shape)) * torch.rsqrt(variance.view(shape) + self.eps)
+        if self.affine:
+            output = output * self.weight.view(shape) + self.bias.view(shape)
+        return output
+
+
+def convert_batch_norm(module: nn.Module, device: torch.device) -> nn.Module:
+    """Make every BatchNorm normalise over the global batch when several processes train together."""
+    if world_size() == 1:
+        return module
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    return _to_global_batch_norm(module)
+
+
+def _to_global_batch_norm(module: nn.Module) -> nn.Module:
+    """Replace BatchNorm1d/2d layers by GlobalBatchNorm, keeping parameters and buffers."""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlobalBatchNorm):
+        replacement = GlobalBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+        )
+        reference = next(module.parameters(), None)
+        reference = reference if reference is not None else module.running_mean
+        if reference is not None:
+            replacement = replacement.to(device=reference.device, dtype=reference.dtype)
+        replacement.load_state_dict(module.state_dict())
+        replacement.train(module.training)
+        return replacement
+    for name, child in module.named_children():
+        module.add_module(name, _to_global_batch_norm(child))
+    return module

@@ -1,0 +1,1 @@
+"""Pretraining: run configuration, the training loop, checkpoints, logs and outputs."""
