@@ -16,6 +16,7 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:
@@ -23,3 +24,4 @@ rule all:
     input:
         rules.datasets.input,
         rules.pretrained.input,
+        rules.evaluations.input,

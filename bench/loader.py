@@ -88,9 +88,9 @@ class PlainPairs(Dataset):
         generator = np.random.default_rng(np.random.SeedSequence([0, index]))
         first, second = generator.choice(self.views, 2, replace=False)
         images = [
-            torch.from_numpy(
-                np.array(Image.open(image_path(self.root, item, view)).convert("RGB"))
-            ).permute(2, 0, 1)
+            torch.from_numpy(np.array(Image.open(image_path(self.root, item, view)).convert("RGB"))).permute(
+                2, 0, 1
+            )
             for view in (first, second)
         ]
         latents = [np.load(latent_path(self.root, item, view)) for view in (first, second)]

@@ -17,6 +17,7 @@ from typing import Any
 from sie.config import ConfigError, dataset_variant, load_config_files, resolve_config
 
 EXPECTED_ERRORS = (ConfigError, ValueError, FileNotFoundError, RuntimeError)
+EVALUATIONS = ("classification", "rotation", "color", "predictor")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_command(commands)
     _add_pack_command(commands)
     _add_pretrain_command(commands)
+    _add_features_command(commands)
+    _add_evaluate_command(commands)
     return parser
 
 
@@ -183,6 +186,111 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     )
     if summary:
         print(json.dumps({key: summary[key] for key in ("method", "steps", "final")}, sort_keys=True))
+    return 0
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _add_features_command(commands: Any) -> None:
+    parser = commands.add_parser(
+        "features", help="one pass of a frozen pretrained model over every view: the feature store"
+    )
+    parser.add_argument("--model", type=Path, required=True, help="model.pt written by `sie pretrain`")
+    parser.add_argument("--dataset", type=Path, required=True, help="indexed and packed variant folder")
+    parser.add_argument("--output", type=Path, required=True, help="feature store folder")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads of torch")
+    parser.set_defaults(handler=_run_features)
+
+
+def _run_features(args: argparse.Namespace) -> int:
+    _set_threads(args.threads)
+    from sie.evaluate.features import compute_features
+
+    manifest = compute_features(args.model, args.dataset, args.output, args.device, args.batch_size)
+    print(json.dumps({key: manifest[key] for key in ("method", "splits", "seconds")}, sort_keys=True))
+    return 0
+
+
+def _add_evaluate_command(commands: Any) -> None:
+    parser = commands.add_parser(
+        "evaluate",
+        help="evaluations on a feature store: probes (per part) or the predictor's retrieval; one JSON each",
+        description="Writes <output>/<evaluation>-<part>.json for every evaluation and part asked "
+        "(the predictor evaluation writes predictor-equi.json).",
+    )
+    parser.add_argument("--features", type=Path, required=True, help="feature store folder")
+    parser.add_argument(
+        "--dataset", type=Path, required=True, help="indexed variant folder (latents, labels)"
+    )
+    parser.add_argument("--evaluation", nargs="+", required=True, choices=EVALUATIONS, help="one or more")
+    parser.add_argument(
+        "--part", nargs="+", choices=("inv", "equi", "all"), default=["all"], help="probe parts"
+    )
+    parser.add_argument("--model", type=Path, help="model.pt (the predictor evaluation needs it)")
+    parser.add_argument("--output", type=Path, required=True, help="folder of the metrics files")
+    parser.add_argument(
+        "--spec", default="{}", help="evaluate settings as JSON (the config's evaluate section)"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads of torch")
+    parser.set_defaults(handler=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    _set_threads(args.threads)
+    from sie.evaluate import run
+    from sie.evaluate.probes import ProbeSettings
+
+    spec = json.loads(args.spec if args.spec.lstrip().startswith("{") else Path(args.spec).read_text())
+    device = spec.get("device", "auto")
+    if "predictor" in args.evaluation and args.model is None:
+        raise ConfigError("--model is required for the predictor evaluation")
+    records = []
+    for evaluation in args.evaluation:
+        if evaluation == "predictor":
+            retrieval = {
+                key: tuple(value) if key == "modes" else value
+                for key, value in spec.get("retrieval", {}).items()
+            }
+            output = args.output / "predictor-equi.json"
+            records.append(
+                run.evaluate_predictor(
+                    args.features,
+                    args.dataset,
+                    args.model,
+                    output,
+                    run.RetrievalSettings(**retrieval),
+                    device,
+                )
+            )
+            continue
+        settings = ProbeSettings(**spec.get("probe", {}), device=device)
+        for part in args.part:
+            output = args.output / f"{evaluation}-{part}.json"
+            records.append(
+                run.evaluate_probe(
+                    args.features,
+                    args.dataset,
+                    evaluation,
+                    part,
+                    output,
+                    settings,
+                    spec.get("classifier", "linear"),
+                )
+            )
+    for record in records:
+        print(
+            json.dumps(
+                {key: record.get(key) for key in ("method", "evaluation", "part", "applicable", "metrics")},
+                sort_keys=True,
+            )
+        )
     return 0
 
 

@@ -70,3 +70,15 @@ def pretrain_spec(config: Mapping[str, Any], variant: str, method: str, seed: in
         "model": {**pretrain["model"], **overrides.get("model", {})},
         "training": {**pretrain["training"], **overrides.get("training", {})},
     }
+
+
+def evaluation_files(config: Mapping[str, Any]) -> list[str]:
+    """Metrics files of every evaluation of every pretraining run (predictor: one file, part "equi")."""
+    evaluate = config.get("evaluate", {})
+    files = []
+    for variant, method, seed in pretrain_runs(config):
+        folder = f"results/evaluations/{variant}/{method}/seed{seed}"
+        for evaluation in evaluate.get("evaluations", ()):
+            parts = ["equi"] if evaluation == "predictor" else evaluate.get("parts", ())
+            files.extend(f"{folder}/{evaluation}-{part}.json" for part in parts)
+    return files

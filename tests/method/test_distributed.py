@@ -33,7 +33,8 @@ def model_for(method: str) -> nn.Module:
 
 
 def gradients(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: parameter.grad.clone() for name, parameter in model.named_parameters() if parameter.grad is not None}
+    named = model.named_parameters()
+    return {name: parameter.grad.clone() for name, parameter in named if parameter.grad is not None}
 
 
 def worker(rank: int, method: str, init_file: str, results: dict) -> None:

@@ -29,8 +29,13 @@ def make_dataset(folder, latents: LatentSpace):
                 Image.fromarray(pixels).save(object_dir / f"image_{view}.jpg", quality=95)
                 latent = sample_view_latent(latents, 0, f"{synset}/{index}", view)
                 np.save(object_dir / f"latent_{view}.npy", latent)
-    spec = {"source": "prerendered", "root": str(root), "views": VIEWS, "image_size": 32,
-            "split": {"val_fraction": 0.2}}
+    spec = {
+        "source": "prerendered",
+        "root": str(root),
+        "views": VIEWS,
+        "image_size": 32,
+        "split": {"val_fraction": 0.2},
+    }
     variant = dataset_variant("tiny", resolve_config({"datasets": {"tiny": spec}})["datasets"]["tiny"])
     output = folder / "dataset"
     build_index(variant, output)

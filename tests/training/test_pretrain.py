@@ -43,7 +43,15 @@ def test_outputs_logs_and_tensorboard(tiny_dataset, tmp_path):
     events = EventAccumulator(str(output / "tensorboard"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    for term in ("invariance", "equivariance", "variance", "covariance", "predictor_variance", "ssl", "probe"):
+    for term in (
+        "invariance",
+        "equivariance",
+        "variance",
+        "covariance",
+        "predictor_variance",
+        "ssl",
+        "probe",
+    ):
         assert f"loss/{term}" in tags
     assert "probe/representations/top1" in tags and "probe/representations-equi/r2" in tags
     assert {"train/lr", "train/images_per_second"} <= tags
@@ -58,9 +66,22 @@ def test_rerun_after_completion_only_rewrites_outputs(tiny_dataset, tmp_path):
 
 
 def cli(spec, dataset, folder):
-    return [sys.executable, "-m", "sie.cli", "pretrain", "--spec", json.dumps(spec.as_dict()), "--dataset",
-            str(dataset), "--output", str(folder / "out"), "--checkpoint", str(folder / "checkpoint.pt"),
-            "--threads", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "sie.cli",
+        "pretrain",
+        "--spec",
+        json.dumps(spec.as_dict()),
+        "--dataset",
+        str(dataset),
+        "--output",
+        str(folder / "out"),
+        "--checkpoint",
+        str(folder / "checkpoint.pt"),
+        "--threads",
+        "1",
+    ]
 
 
 def final_state(folder: Path) -> dict[str, torch.Tensor]:
@@ -72,11 +93,17 @@ def test_sigkill_mid_epoch_then_restart_ends_with_the_same_weights(tiny_dataset,
     reference = tmp_path / "reference"
     subprocess.run(cli(spec, tiny_dataset, reference), check=True, capture_output=True)
     killed = tmp_path / "killed"
-    process = subprocess.Popen(cli(spec, tiny_dataset, killed), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        cli(spec, tiny_dataset, killed),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while True:
-        assert time.monotonic() < deadline and process.poll() is None, "no mid-epoch checkpoint before the end"
+        assert time.monotonic() < deadline and process.poll() is None, (
+            "no mid-epoch checkpoint before the end"
+        )
         path = killed / "checkpoint.pt"
         if path.exists():
             position = checkpoint.load(path)["position"]
@@ -98,8 +125,9 @@ def test_sigkill_mid_epoch_then_restart_ends_with_the_same_weights(tiny_dataset,
 
 def test_stop_signal_saves_a_checkpoint_and_exits_143(tiny_dataset, tmp_path):
     spec = tiny_spec("SimCLR", epochs=200, checkpoint_minutes=60)
-    process = subprocess.Popen(cli(spec, tiny_dataset, tmp_path), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        cli(spec, tiny_dataset, tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 120
     while not (tmp_path / "out" / "metrics.jsonl").exists():
         assert time.monotonic() < deadline and process.poll() is None
@@ -121,9 +149,21 @@ def test_torchrun_two_processes_match_one_process(tiny_dataset, tmp_path):
     single, double = tmp_path / "single", tmp_path / "double"
     subprocess.run(cli(spec, tiny_dataset, single), check=True, capture_output=True)
     command = cli(spec, tiny_dataset, double)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29731",
-                "-m", "sie.cli", *command[3:]]
-    result = subprocess.run(torchrun, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29731",
+        "-m",
+        "sie.cli",
+        *command[3:],
+    ]
+    result = subprocess.run(
+        torchrun, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((double / "out" / "config.json").read_text())["world_size"] == 2
     # Same global batches, same losses (exact gradients are tested in float64 in tests/method); Adam
@@ -138,15 +178,25 @@ def test_torchrun_two_processes_match_one_process(tiny_dataset, tmp_path):
 
 def test_unknown_method_is_named():
     with pytest.raises(ValueError, match="unknown method 'SIEv2'"):
-        run_spec_from_dict({"variant": "tiny", "method": "SIEv2", "seed": 0, "model": TINY_MODEL,
-                            "training": TINY_TRAINING})
+        run_spec_from_dict(
+            {"variant": "tiny", "method": "SIEv2", "seed": 0, "model": TINY_MODEL, "training": TINY_TRAINING}
+        )
     with pytest.raises(ConfigError, match=r"model: unknown key\(s\) \['mpl'\]"):
-        run_spec_from_dict({"variant": "tiny", "method": "SIE", "seed": 0, "model": {"mpl": "8-8"},
-                            "training": TINY_TRAINING})
+        run_spec_from_dict(
+            {
+                "variant": "tiny",
+                "method": "SIE",
+                "seed": 0,
+                "model": {"mpl": "8-8"},
+                "training": TINY_TRAINING,
+            }
+        )
 
 
 def test_colour_method_on_rotation_only_dataset_is_refused(rotation_only_dataset, tmp_path):
-    with pytest.raises(ValueError, match="SIERotColor conditions on colour changes, but floor_hue, spot_hue never"):
+    with pytest.raises(
+        ValueError, match="SIERotColor conditions on colour changes, but floor_hue, spot_hue never"
+    ):
         run(tiny_spec("SIERotColor"), rotation_only_dataset, tmp_path)
     assert not (tmp_path / "out").exists()
 
@@ -161,10 +211,19 @@ def test_batch_not_divisible_by_world_size(tiny_dataset, tmp_path, monkeypatch):
 def test_checkpoint_of_another_run_is_refused(tiny_dataset, tmp_path):
     run(tiny_spec("SIE", epochs=1), tiny_dataset, tmp_path)
     shutil.rmtree(tmp_path / "out")
-    with pytest.raises(ValueError, match=r"checkpoint of another run \(method: checkpoint 'SIE', this run 'VICReg'"):
+    with pytest.raises(
+        ValueError, match=r"checkpoint of another run \(method: checkpoint 'SIE', this run 'VICReg'"
+    ):
         run(tiny_spec("VICReg", epochs=1), tiny_dataset, tmp_path)
-    wider = run_spec_from_dict({"variant": "tiny", "method": "SIE", "seed": 0,
-                                "model": {**TINY_MODEL, "mlp": "24-24"}, "training": {**TINY_TRAINING, "epochs": 1}})
+    wider = run_spec_from_dict(
+        {
+            "variant": "tiny",
+            "method": "SIE",
+            "seed": 0,
+            "model": {**TINY_MODEL, "mlp": "24-24"},
+            "training": {**TINY_TRAINING, "epochs": 1},
+        }
+    )
     with pytest.raises(ValueError, match="checkpoint of another run .*model"):
         run(wider, tiny_dataset, tmp_path)
     assert not (tmp_path / "out").exists()
@@ -186,7 +245,9 @@ def test_non_finite_loss_stops_with_step_and_terms(tiny_dataset, tmp_path, monke
     from sie.models import losses
 
     monkeypatch.setattr(losses, "covariance_loss", lambda embeddings: embeddings.sum() * float("nan"))
-    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at step 1 \(epoch 1\) of VICReg: .*covariance=nan"):
+    with pytest.raises(
+        NonFiniteLossError, match=r"non-finite loss at step 1 \(epoch 1\) of VICReg: .*covariance=nan"
+    ):
         run(tiny_spec("VICReg"), tiny_dataset, tmp_path)
     assert not (tmp_path / "out" / "model.pt").exists()
 

@@ -7,10 +7,17 @@ from torch import nn
 from sie import dist
 
 
-@pytest.mark.parametrize(("nodelist", "first"), [
-    ("gpu03", "gpu03"), ("gpu[03-05,9]", "gpu03"), ("node[7,2-3],other1", "node7"), ("a,b", "a"),
-    ("n[001-128]", "n001"), ("127.0.0.1", "127.0.0.1"),
-])
+@pytest.mark.parametrize(
+    ("nodelist", "first"),
+    [
+        ("gpu03", "gpu03"),
+        ("gpu[03-05,9]", "gpu03"),
+        ("node[7,2-3],other1", "node7"),
+        ("a,b", "a"),
+        ("n[001-128]", "n001"),
+        ("127.0.0.1", "127.0.0.1"),
+    ],
+)
 def test_first_host(nodelist, first):
     assert dist.first_host(nodelist) == first
 
@@ -24,14 +31,21 @@ def test_single_process_without_launcher():
 
 
 def test_torchrun_environment():
-    context = dist.launch_context({"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "1", "MASTER_ADDR": "host",
-                                   "MASTER_PORT": "1234"})
+    context = dist.launch_context(
+        {"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "1", "MASTER_ADDR": "host", "MASTER_PORT": "1234"}
+    )
     assert context == dist.LaunchContext(3, 8, 1, "host", 1234, "torchrun")
 
 
 def test_srun_task_environment():
-    environment = {"SLURM_PROCID": "5", "SLURM_STEP_ID": "0", "SLURM_STEP_NUM_TASKS": "8", "SLURM_LOCALID": "1",
-                   "SLURM_STEP_NODELIST": "gpu[12-15]", "SLURM_JOB_ID": "123456"}
+    environment = {
+        "SLURM_PROCID": "5",
+        "SLURM_STEP_ID": "0",
+        "SLURM_STEP_NUM_TASKS": "8",
+        "SLURM_LOCALID": "1",
+        "SLURM_STEP_NODELIST": "gpu[12-15]",
+        "SLURM_JOB_ID": "123456",
+    }
     context = dist.launch_context(environment)
     assert context == dist.LaunchContext(5, 8, 1, "gpu12", 20000 + 123456 % 20000, "slurm")
     environment["MASTER_ADDR"], environment["MASTER_PORT"] = "127.0.0.1", "4000"

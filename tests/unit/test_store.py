@@ -154,7 +154,10 @@ def test_readers_agree_on_every_row(dataset, tmp_path):
 def test_auto_format_follows_the_pixel_budget(dataset):
     assert write_store(dataset)["images"] == "pixels"
     assert sorted(path.name for path in store_dir(dataset).iterdir()) == [
-        "manifest.json", "train.pixels.npy", "val.pixels.npy"]
+        "manifest.json",
+        "train.pixels.npy",
+        "val.pixels.npy",
+    ]
     assert write_store(dataset, max_pixel_bytes=100)["images"] == "jpeg"
     with pytest.raises(ValueError, match="unknown store image format 'png'"):
         write_store(dataset, images="png")

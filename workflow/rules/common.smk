@@ -7,6 +7,7 @@ from pathlib import Path
 from sie.config import dataset_variant, resolve_config
 from sie.workflow import (
     check_variant_inputs,
+    evaluation_files,
     pretrain_runs,
     pretrain_spec,
     variant_shard_ids,
@@ -22,6 +23,15 @@ for _variant in VARIANTS.values():
     check_variant_inputs(_variant)
 SHARDS = {name: variant_shard_ids(variant) for name, variant in VARIANTS.items()}
 PRETRAIN_RUNS = pretrain_runs(config)
+EVALUATION_FILES = evaluation_files(config)
+PROBE_EVALUATIONS = [
+    name for name in config["evaluate"]["evaluations"] if name != "predictor"
+]
+PROBE_FILES = [
+    f"{evaluation}-{part}"
+    for evaluation in PROBE_EVALUATIONS
+    for part in config["evaluate"]["parts"]
+]
 
 
 wildcard_constraints:
@@ -58,3 +68,8 @@ def checkpoint_path(wildcards):
     """Resumable checkpoint of a pretraining job: outside its declared outputs, which Snakemake
     deletes when a job fails."""
     return f"results/checkpoints/{wildcards.variant}/{wildcards.method}/seed{wildcards.seed}/checkpoint.pt"
+
+
+def evaluate_spec_json(wildcards):
+    """The evaluate section of the configuration, the --spec of `sie evaluate`."""
+    return json.dumps(config["evaluate"], sort_keys=True)

@@ -3,9 +3,10 @@
 An item is addressed by a key ``epoch * num_objects + object_index``; its two views come from the
 epoch's view choices, drawn at once by a generator seeded by (seed, epoch), so an object's pair depends
 only on (seed, epoch, object index): not on the number of workers, the rank, or how items are grouped
-into batches. The loader fetches whole batches (one reader call per batch, no per-item collation). The sampler shuffles objects per
-epoch, keeps only full global batches, and gives each rank its contiguous slice of every global batch,
-so the ranks' batches of a step concatenate to the single-process batch.
+into batches. The loader fetches whole batches (one reader call per batch, no per-item collation).
+The sampler shuffles objects per epoch, keeps only full global batches, and gives each rank its
+contiguous slice of every global batch, so the ranks' batches of a step concatenate to the
+single-process batch.
 """
 
 from __future__ import annotations

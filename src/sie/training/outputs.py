@@ -17,6 +17,7 @@ from sie.provenance import git_revision, software_versions
 from sie.training import checkpoint
 
 if TYPE_CHECKING:
+    from sie.models.methods import SSLModel
     from sie.training.loop import Run
 
 MODEL_FORMAT = 1
@@ -36,8 +37,29 @@ def model_payload(run: Run) -> dict[str, Any]:
         "inv_dims": model.inv_dims,
         "embedding_dim": model.embedding_dim,
         "inv_embedding_dims": model.inv_embedding_dims,
+        "normalization": {"mean": list(run.mean), "std": list(run.std)},
         "state_dict": model.state_dict(),
     }
+
+
+def load_pretrained(path: Path) -> tuple[SSLModel, dict[str, Any]]:
+    """Rebuild a pretrained model from model.pt, strictly: the method, shape and split come from the
+    file (never typed by the user), and every weight must fit (no silent partial loads)."""
+    payload = checkpoint.load(path)
+    missing = [key for key in ("format", "method", "model_config", "state_dict") if key not in payload]
+    if missing or payload.get("format") != MODEL_FORMAT:
+        raise ValueError(
+            f"{path}: not a model.pt of `sie pretrain` (format {payload.get('format')!r}, missing {missing})"
+        )
+    from sie.models.methods import ModelConfig, build_model
+
+    model = build_model(payload["method"], ModelConfig(**payload["model_config"]))
+    checkpoint.load_state_strict(model, payload["state_dict"], path)
+    if model.inv_dims != payload["inv_dims"]:
+        raise ValueError(
+            f"{path}: stored split inv_dims={payload['inv_dims']} but the rebuilt model has {model.inv_dims}"
+        )
+    return model.eval(), payload
 
 
 def write_outputs(run: Run, output_dir: Path, wall_seconds: float) -> dict[str, Any]:

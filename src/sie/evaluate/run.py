@@ -1,0 +1,205 @@
+"""Run one evaluation of one pretrained model on its feature store and write its metrics file.
+
+Every (variant, method, seed, evaluation, part) gets one JSON file, also when the evaluation does not
+apply (an invariant method has no equivariant part and no predictor): such a file says so and why, so
+tables show a dash instead of a zero. Probe curves go to TensorBoard next to the JSON files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sie.evaluate import probes, retrieval
+from sie.evaluate.features import load_split, read_manifest
+from sie.io import write_json
+from sie.progress import Progress
+
+PROBES = {"classification": probes.classification, "rotation": probes.rotation, "color": probes.color}
+EVALUATIONS = (*PROBES, "predictor")
+RETRIEVAL_MODES = ("train-train", "val-val", "val-all")
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrievalSettings:
+    """How PRE / MRR / H@k are computed (reference 5.5, 5.6)."""
+
+    modes: tuple[str, ...] = RETRIEVAL_MODES
+    normalize: bool = True
+    query_chunk: int = 8192
+    bank_chunk: int = 65536
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        unknown = set(self.modes) - set(RETRIEVAL_MODES)
+        if unknown or not self.modes:
+            raise ValueError(
+                f"retrieval modes {sorted(unknown)} unknown; choose from {', '.join(RETRIEVAL_MODES)}"
+            )
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"retrieval dtype must be float32 or bfloat16, got {self.dtype!r}")
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when available, else 'cpu'."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def identity(manifest: dict[str, Any], evaluation: str, part: str) -> dict[str, Any]:
+    """The keys that identify a metrics file."""
+    return {
+        "variant": manifest["variant"],
+        "method": manifest["method"],
+        "seed": manifest["seed"],
+        "evaluation": evaluation,
+        "part": part,
+    }
+
+
+def part_reason(manifest: dict[str, Any], part: str) -> str | None:
+    """Why a representation part does not exist for this model, or None when it does."""
+    inv_dims, total = manifest["inv_dims"], manifest["representation_dim"]
+    if part == "inv" and inv_dims == 0:
+        return f"{manifest['method']} has no invariant part of its representation"
+    if part == "equi" and inv_dims == total:
+        return f"{manifest['method']} has no equivariant part of its representation"
+    return None
+
+
+def feature_split(features_dir: Path, dataset_dir: Path, split: str, views: int) -> probes.FeatureSplit:
+    """Stored representations of a split with the dataset's latents and labels (memory-mapped)."""
+    return probes.FeatureSplit(
+        representations=load_split(features_dir, split),
+        latents=np.load(dataset_dir / f"all_latents_{split}.npy", mmap_mode="r"),
+        views=views,
+        labels=np.load(dataset_dir / f"{split}_labels.npy"),
+    )
+
+
+def evaluate_probe(
+    features_dir: Path,
+    dataset_dir: Path,
+    evaluation: str,
+    part: str,
+    output: Path,
+    settings: probes.ProbeSettings,
+    head: str = "linear",
+) -> dict[str, Any]:
+    """Train one probe on stored features; write and return its metrics file."""
+    if evaluation not in PROBES:
+        raise ValueError(f"unknown probe evaluation {evaluation!r}; known: {', '.join(PROBES)}")
+    manifest = read_manifest(features_dir)
+    result = identity(manifest, evaluation, part)
+    reason = part_reason(manifest, part)
+    if reason:
+        write_json(output, {**result, "applicable": False, "reason": reason})
+        return result
+    started = time.perf_counter()
+    views = manifest["views_per_object"]
+    train, val = (feature_split(features_dir, dataset_dir, split, views) for split in ("train", "val"))
+    settings = dataclasses.replace(settings, device=resolve_device(settings.device))
+    keywords = {"head": head} if evaluation == "classification" else {}
+    outcome = PROBES[evaluation](train, val, part, manifest["inv_dims"], settings=settings, **keywords)
+    log_history(output.parent / "tensorboard" / f"{evaluation}-{part}", outcome.history)
+    settings_record = {**dataclasses.asdict(settings), **keywords}
+    record = {
+        **result,
+        "applicable": True,
+        "metrics": outcome.metrics,
+        "settings": settings_record,
+        "seconds": round(time.perf_counter() - started, 2),
+        "history": outcome.history,
+    }
+    write_json(output, record)
+    return record
+
+
+def log_history(directory: Path, history: list[dict[str, float]]) -> None:
+    """Per-epoch probe curves as TensorBoard scalars."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir=str(directory), purge_step=0)
+    for entry in history:
+        for name, value in entry.items():
+            if name != "epoch":
+                writer.add_scalar(name, value, int(entry["epoch"]))
+    writer.close()
+
+
+def evaluate_predictor(
+    features_dir: Path,
+    dataset_dir: Path,
+    model_path: Path,
+    output: Path,
+    settings: RetrievalSettings,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """PRE for each mode and MRR/H@k (train-train, val-val) of the learned predictor; writes the file."""
+    manifest = read_manifest(features_dir)
+    result = identity(manifest, "predictor", "equi")
+    if not manifest["has_predictor"]:
+        reason = f"{manifest['method']} has no transformation-conditioned predictor"
+        write_json(output, {**result, "applicable": False, "reason": reason})
+        return result
+    from sie.training.outputs import load_pretrained
+
+    started = time.perf_counter()
+    target = resolve_device(device)
+    model, payload = load_pretrained(model_path)
+    predictor = model.predictor.to(target).eval()
+    views = manifest["views_per_object"]
+    embeddings = {split: load_split(features_dir, split, "embeddings") for split in ("train", "val")}
+    latents = {
+        split: np.load(dataset_dir / f"all_latents_{split}.npy", mmap_mode="r") for split in embeddings
+    }
+    metrics: dict[str, float] = {}
+    for mode in settings.modes:
+        query, bank_name = mode.split("-")
+        bank_splits = ["train", "val"] if bank_name == "all" else [bank_name]
+        bank = retrieval.EmbeddingBank(
+            [embeddings[name] for name in bank_splits],
+            normalize=settings.normalize,
+            device=target,
+            dtype=getattr(torch, settings.dtype),
+            bank_chunk=settings.bank_chunk,
+        )
+        progress = Progress(f"PRE {mode}", len(embeddings[query]), unit="queries", interval=30.0)
+        errors = retrieval.prediction_errors(
+            embeddings[query],
+            latents[query],
+            views,
+            predictor,
+            bank,
+            [latents[name] for name in bank_splits],
+            latent=payload["latent"],
+            query_chunk=settings.query_chunk,
+            progress=progress.advance,
+        )
+        metrics[f"PRE/{mode}"] = errors["PRE"]
+        if bank_name == query:
+            ranks = retrieval.mrr_and_hits(
+                embeddings[query],
+                latents[query],
+                views,
+                predictor,
+                latent=payload["latent"],
+                normalize=settings.normalize,
+                device=target,
+            )
+            metrics.update({f"{name}/{mode}": value for name, value in ranks.items()})
+    record = {
+        **result,
+        "applicable": True,
+        "metrics": metrics,
+        "settings": dataclasses.asdict(settings),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    write_json(output, record)
+    return record

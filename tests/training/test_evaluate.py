@@ -1,0 +1,126 @@
+"""Feature store and evaluations of a tiny pretrained model; strict loading of model files."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from runs import tiny_spec
+
+from sie.data.pairs import normalize
+from sie.data.readers import open_reader
+from sie.evaluate.features import compute_features, load_split
+from sie.evaluate.probes import ProbeSettings
+from sie.evaluate.run import RetrievalSettings, evaluate_predictor, evaluate_probe
+from sie.training import checkpoint
+from sie.training.loop import pretrain
+from sie.training.outputs import load_pretrained
+
+pytestmark = pytest.mark.slow
+FAST_PROBES = ProbeSettings(epochs=2, batch_size=4, hidden_dims=16, val_pairs_per_object=2, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dataset, tmp_path_factory):
+    """SIE and VICReg trained for one epoch, with their feature stores."""
+    folder = tmp_path_factory.mktemp("trained")
+    for method in ("SIE", "VICReg"):
+        pretrain(
+            tiny_spec(method, epochs=1), tiny_dataset, folder / method, folder / f"{method}.pt", threads=1
+        )
+        compute_features(folder / method / "model.pt", tiny_dataset, folder / method / "features", "cpu", 5)
+    return folder
+
+
+def test_features_are_the_eval_mode_backbone_in_row_order(trained, tiny_dataset):
+    model, payload = load_pretrained(trained / "SIE" / "model.pt")
+    manifest = json.loads((trained / "SIE" / "features" / "manifest.json").read_text())
+    assert manifest["inv_dims"] == 24 and manifest["has_predictor"] and manifest["embedding_dim"] == 4
+    for split in ("train", "val"):
+        representations = load_split(trained / "SIE" / "features", split)
+        embeddings = load_split(trained / "SIE" / "features", split, "embeddings")
+        rows = len(open_reader(tiny_dataset, split))
+        assert representations.shape == (rows, 32) and embeddings.shape == (rows, 4)  # projector 16 * 8/32
+        picked = np.array([0, rows // 2, rows - 1])
+        normalization = payload["normalization"]
+        images = normalize(
+            open_reader(tiny_dataset, split).read_images(picked), normalization["mean"], normalization["std"]
+        )
+        with torch.no_grad():
+            expected = model.backbone(images)
+            expected_embeddings = model.embed(expected)[:, model.inv_embedding_dims :]
+        np.testing.assert_allclose(representations[picked], expected.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(embeddings[picked], expected_embeddings.numpy(), rtol=1e-5, atol=1e-6)
+    assert not (trained / "VICReg" / "features" / "train_embeddings.npy").exists()
+
+
+def test_probe_and_predictor_files(trained, tiny_dataset):
+    features = trained / "SIE" / "features"
+    record = evaluate_probe(
+        features, tiny_dataset, "rotation", "equi", trained / "out" / "rotation-equi.json", FAST_PROBES
+    )
+    assert record["applicable"] and set(record["metrics"]) == {"r2", "mse"}
+    assert (trained / "out" / "tensorboard" / "rotation-equi").is_dir()
+    record = evaluate_probe(
+        features, tiny_dataset, "classification", "inv", trained / "out" / "c.json", FAST_PROBES
+    )
+    assert set(record["metrics"]) == {"top1", "top5", "loss"} and 0 <= record["metrics"]["top1"] <= 1
+    record = evaluate_predictor(
+        features,
+        tiny_dataset,
+        trained / "SIE" / "model.pt",
+        trained / "out" / "p.json",
+        RetrievalSettings(),
+        device="cpu",
+    )
+    assert {"PRE/train-train", "PRE/val-val", "PRE/val-all", "MRR/val-val", "H@1/train-train"} <= set(
+        record["metrics"]
+    )
+
+
+def test_not_applicable_evaluations_say_why(trained, tiny_dataset):
+    features = trained / "VICReg" / "features"
+    output = trained / "na" / "rotation-equi.json"
+    evaluate_probe(features, tiny_dataset, "rotation", "equi", output, FAST_PROBES)
+    record = json.loads(output.read_text())
+    assert record == {
+        "variant": "tiny",
+        "method": "VICReg",
+        "seed": 0,
+        "evaluation": "rotation",
+        "part": "equi",
+        "applicable": False,
+        "reason": "VICReg has no equivariant part of its representation",
+    }
+    evaluate_predictor(
+        features,
+        tiny_dataset,
+        trained / "VICReg" / "model.pt",
+        trained / "na" / "p.json",
+        RetrievalSettings(),
+        device="cpu",
+    )
+    assert (
+        "has no transformation-conditioned predictor"
+        in json.loads((trained / "na" / "p.json").read_text())["reason"]
+    )
+
+
+def test_model_files_load_strictly(trained, tmp_path):
+    payload = checkpoint.load(trained / "SIE" / "model.pt")
+    wrong_method = {**payload, "method": "SIENoVar"}
+    checkpoint.save(tmp_path / "renamed.pt", {**wrong_method, "method": "VICReg"})
+    with pytest.raises(
+        ValueError, match=r"renamed\.pt: weights do not fit this model \(missing: .*unexpected: "
+    ):
+        load_pretrained(tmp_path / "renamed.pt")
+    state = dict(payload["state_dict"])
+    state["backbone.conv1.weight"] = torch.zeros(8, 3, 7, 7)
+    checkpoint.save(tmp_path / "reshaped.pt", {**payload, "state_dict": state})
+    with pytest.raises(
+        ValueError, match=r"reshaped\.pt: .*shape mismatch: backbone\.conv1\.weight \(8, 3, 7, 7\)"
+    ):
+        load_pretrained(tmp_path / "reshaped.pt")
+    checkpoint.save(tmp_path / "foreign.pt", {"weights": torch.zeros(2)})
+    with pytest.raises(ValueError, match=r"foreign\.pt: not a model\.pt of `sie pretrain`"):
+        load_pretrained(tmp_path / "foreign.pt")
