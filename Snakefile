@@ -13,10 +13,14 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/tables.smk"
 
 
 rule all:
@@ -25,3 +29,5 @@ rule all:
         rules.datasets.input,
         rules.pretrained.input,
         rules.evaluations.input,
+        rules.tables.input,
+        rules.figures.input,

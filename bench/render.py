@@ -10,7 +10,7 @@ For each setting (the test configuration's and the paper's), render the same pro
 
 Both timings are wall-clock times of the whole process, start-up included. Usage::
 
-    .venv/bin/python bench/render.py [--objects 4] [--views 10] [--paper-objects 1] [--paper-views 4]
+    .venv/bin/python bench/render.py [--objects 10] [--views 20] [--paper-objects 1] [--paper-views 2]
 """
 
 from __future__ import annotations
@@ -96,7 +96,11 @@ def run_timed(command: list[str], environment: dict[str, str]) -> float:
 def measure(
     name: str, image_size: int, render: dict, objects: int, views: int, threads: int, workdir: Path
 ) -> dict:
-    """Time the pipeline and the bare loop on the same objects and settings."""
+    """Time the pipeline and the bare loop on the same objects, views and settings.
+
+    Each is also run once with nothing to render (the pipeline finds every view done; the bare loop gets
+    no views) to separate the fixed start-up cost from the cost per image.
+    """
     spec = {
         "name": f"bench-{name}",
         "source": "procedural",
@@ -109,21 +113,20 @@ def measure(
     }
     output = workdir / name
     environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    pipeline = run_timed(
-        [
-            "sie",
-            "render",
-            "--spec",
-            json.dumps(spec),
-            "--shard",
-            "0",
-            "--output",
-            str(output),
-            "--threads",
-            str(threads),
-        ],
-        environment,
-    )
+    command = [
+        "sie",
+        "render",
+        "--spec",
+        json.dumps(spec),
+        "--shard",
+        "0",
+        "--output",
+        str(output),
+        "--threads",
+        str(threads),
+    ]
+    pipeline = run_timed(command, environment)
+    pipeline_fixed = run_timed(command, environment)  # every view is done now: start-up and checks only
     images = 4 * objects * views
     models = sorted((output / "models").rglob("model_normalized.obj"))
     latents = [
@@ -146,6 +149,8 @@ def measure(
         "output": str(bare_output),
     }
     bare = run_timed([sys.executable, "-c", BARE_LOOP, json.dumps(settings)], environment)
+    empty = {**settings, "models": [], "latents": []}
+    bare_fixed = run_timed([sys.executable, "-c", BARE_LOOP, json.dumps(empty)], environment)
     return {
         "setting": name,
         "image_size": image_size,
@@ -154,6 +159,9 @@ def measure(
         "pipeline_seconds_per_image": pipeline / images,
         "bare_seconds_per_image": bare / images,
         "overhead_percent": 100 * (pipeline / bare - 1),
+        "pipeline_startup_seconds": pipeline_fixed,
+        "bare_startup_seconds": bare_fixed,
+        "per_image_overhead_percent": 100 * ((pipeline - pipeline_fixed) / (bare - bare_fixed) - 1),
     }
 
 
@@ -161,9 +169,9 @@ def main() -> None:
     """Run both settings and print a table (and JSON lines)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--objects", type=int, default=4, help="objects per class at the test setting (4 classes)"
+        "--objects", type=int, default=10, help="objects per class at the test setting (4 classes)"
     )
-    parser.add_argument("--views", type=int, default=10, help="views per object at the test setting")
+    parser.add_argument("--views", type=int, default=20, help="views per object at the test setting")
     parser.add_argument("--paper-objects", type=int, default=1, help="objects per class at the paper setting")
     parser.add_argument("--paper-views", type=int, default=2, help="views per object at the paper setting")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -177,14 +185,15 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(
-        f"{'setting':8} {'px':>4} {'spp':>4} {'images':>6} "
-        f"{'pipeline s/img':>15} {'bare s/img':>11} {'overhead':>9}"
+        f"{'setting':8} {'px':>4} {'spp':>4} {'images':>6} {'pipeline s/img':>15} {'bare s/img':>11} "
+        f"{'overhead':>9} {'start-up s (pipeline/bare)':>27} {'per-image overhead':>19}"
     )
     for row in rows:
+        startup = f"{row['pipeline_startup_seconds']:.2f} / {row['bare_startup_seconds']:.2f}"
         print(
             f"{row['setting']:8} {row['image_size']:>4} {row['samples']:>4} {row['images']:>6} "
             f"{row['pipeline_seconds_per_image']:>15.3f} {row['bare_seconds_per_image']:>11.3f} "
-            f"{row['overhead_percent']:>8.1f}%"
+            f"{row['overhead_percent']:>8.1f}% {startup:>27} {row['per_image_overhead_percent']:>18.1f}%"
         )
     for row in rows:
         print(json.dumps(row))

@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pretrain_command(commands)
     _add_features_command(commands)
     _add_evaluate_command(commands)
+    _add_tables_command(commands)
+    _add_figure_commands(commands)
     return parser
 
 
@@ -291,6 +293,56 @@ def _run_evaluate(args: argparse.Namespace) -> int:
                 sort_keys=True,
             )
         )
+    return 0
+
+
+def _add_tables_command(commands: Any) -> None:
+    parser = commands.add_parser(
+        "tables", help="the paper's tables from metrics files: tidy CSV, LaTeX (booktabs), Markdown, HTML"
+    )
+    parser.add_argument("--table", nargs="+", required=True, choices=("main", "mrr"), help="tables to write")
+    parser.add_argument("--metrics", nargs="+", type=Path, required=True, help="metrics JSON files")
+    parser.add_argument("--output", type=Path, required=True, help="folder of the tables")
+    parser.set_defaults(handler=_run_tables)
+
+
+def _run_tables(args: argparse.Namespace) -> int:
+    from sie.tables import write_tables
+
+    tables = write_tables(args.metrics, args.output, args.table)
+    for name, table in tables.items():
+        print(f"{args.output / name}.tex: {len(table)} rows")
+    return 0
+
+
+def _add_figure_commands(commands: Any) -> None:
+    curves = commands.add_parser("curves", help="training curves (loss, online probes) of pretraining runs")
+    curves.add_argument("--runs", nargs="+", type=Path, required=True, help="pretraining output folders")
+    curves.add_argument("--output", type=Path, required=True, help="PNG file")
+    curves.set_defaults(handler=_run_curves)
+    retrieval = commands.add_parser(
+        "retrieval-figure",
+        help="source, retrieved and true views of a model's predictor (validation objects)",
+    )
+    retrieval.add_argument("--features", type=Path, required=True)
+    retrieval.add_argument("--model", type=Path, required=True)
+    retrieval.add_argument("--dataset", type=Path, required=True)
+    retrieval.add_argument("--output", type=Path, required=True, help="PNG file")
+    retrieval.add_argument("--examples", type=int, default=6)
+    retrieval.set_defaults(handler=_run_retrieval_figure)
+
+
+def _run_curves(args: argparse.Namespace) -> int:
+    from sie.figures import training_curves
+
+    training_curves(args.runs, args.output)
+    return 0
+
+
+def _run_retrieval_figure(args: argparse.Namespace) -> int:
+    from sie.figures import retrieval_figure
+
+    retrieval_figure(args.features, args.model, args.dataset, args.output, args.examples)
     return 0
 
 

@@ -2,31 +2,24 @@
 
 Every file the workflow produces is written to a temporary file in the destination folder and then
 renamed over the final name, so a process killed at any moment leaves either the previous file or the
-complete new one, never a truncated file that a later run would take as done.
+complete new one, never a truncated file that a later run would take as done. (No fsync: the failure
+this guards against is a killed or preempted job, not a power cut; an fsync per rendered view cost
+about 1 ms, a tenth of a small render.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-
-def _current_umask() -> int:
-    """The process umask (read by setting and restoring it)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-FILE_MODE = 0o666 & ~_current_umask()
-"""Mode of the files we write: what open() would give (mkstemp alone gives 0600, unreadable by a group)."""
+_TEMPORARY_NUMBERS = itertools.count()
 
 
 @contextlib.contextmanager
@@ -38,14 +31,12 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     """
     destination = Path(path)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=f".tmp{suffix}", dir=destination.parent
-    )
-    os.close(handle)
-    temporary_path = Path(temporary)
+    # Unique per process and call; created by the writer itself (so its mode follows the umask, as
+    # with any open()): no extra file creation per write, which showed in per-view render costs.
+    number = next(_TEMPORARY_NUMBERS)
+    temporary_path = destination.parent / f".{destination.name}.{os.getpid()}.{number}.tmp{suffix}"
     try:
         yield temporary_path
-        os.chmod(temporary_path, FILE_MODE)
         os.replace(temporary_path, destination)
     finally:
         temporary_path.unlink(missing_ok=True)
@@ -56,8 +47,6 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[An
     """Open a temporary file for writing; it replaces ``path`` only when the block succeeds."""
     with atomic_path(path) as temporary, open(temporary, mode) as stream:
         yield stream
-        stream.flush()
-        os.fsync(stream.fileno())
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:

@@ -82,3 +82,39 @@ def evaluation_files(config: Mapping[str, Any]) -> list[str]:
             parts = ["equi"] if evaluation == "predictor" else evaluate.get("parts", ())
             files.extend(f"{folder}/{evaluation}-{part}.json" for part in parts)
     return files
+
+
+TABLE_EVALUATIONS = {"main": ("classification", "rotation", "color"), "mrr": ("predictor",)}
+"""The evaluations each table reads."""
+
+
+def tables(config: Mapping[str, Any]) -> list[str]:
+    """The tables the configuration's evaluations can fill."""
+    evaluations = set(config.get("evaluate", {}).get("evaluations", ()))
+    if not pretrain_runs(config):
+        return []
+    return [name for name, needed in TABLE_EVALUATIONS.items() if evaluations & set(needed)]
+
+
+def table_inputs(config: Mapping[str, Any], table: str) -> list[str]:
+    """The metrics files a table reads, and nothing more: the MRR table lists only methods with a
+    predictor, so it does not ask for the other methods to be trained."""
+    from sie.models.methods import METHODS
+
+    needed = TABLE_EVALUATIONS[table]
+    files = [path for path in evaluation_files(config) if Path(path).name.split("-")[0] in needed]
+    if table == "mrr":
+        files = [path for path in files if METHODS[Path(path).parent.parent.name].has_predictor]
+    return files
+
+
+def figure_files(config: Mapping[str, Any]) -> list[str]:
+    """Training curves per pretrained variant; the retrieval picture of SIE's first seed, if SIE is run."""
+    runs = pretrain_runs(config)
+    variants = list(dict.fromkeys(variant for variant, _, _ in runs))
+    files = [f"results/figures/training_{variant}.png" for variant in variants]
+    for variant in variants:
+        seeds = [seed for run_variant, method, seed in runs if run_variant == variant and method == "SIE"]
+        if seeds:
+            files.append(f"results/figures/retrieval_{variant}_SIE_seed{seeds[0]}.png")
+    return files

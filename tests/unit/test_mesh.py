@@ -235,7 +235,7 @@ def test_writer_leaves_no_temporary_files(tmp_path: Path) -> None:
     assert oct((tmp_path / "model.obj").stat().st_mode & 0o777) == oct(0o644)
 
 
-@pytest.mark.parametrize("failing", ["fsync", "replace"])
+@pytest.mark.parametrize("failing", ["replace"])
 def test_failed_write_leaves_nothing_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:

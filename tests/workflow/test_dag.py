@@ -30,8 +30,12 @@ def test_snakefmt_is_clean():
 def test_default_configuration_dag(tmp_path):
     result = run_snakemake(tmp_path, "-n", "--configfile", str(REPOSITORY / "config.yaml"))
     counts = job_counts(result.stdout)
-    assert counts["render_shard"] == math.ceil(10 * 12 / 20)
+    assert counts["render_shard"] == math.ceil(10 * 30 / 30)
     assert counts["index_dataset"] == 1
+    methods = 5
+    for rule in ("pretrain", "features", "evaluate_probes", "evaluate_predictor"):
+        assert counts[rule] == methods, rule
+    assert counts["table"] == 2 and counts["training_curves"] == 1 and counts["retrieval_figure"] == 1
 
 
 def test_test_configuration_dag(tmp_path):

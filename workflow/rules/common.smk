@@ -8,8 +8,11 @@ from sie.config import dataset_variant, resolve_config
 from sie.workflow import (
     check_variant_inputs,
     evaluation_files,
+    figure_files,
     pretrain_runs,
     pretrain_spec,
+    table_inputs as tables_inputs_of,
+    tables,
     variant_shard_ids,
 )
 
@@ -24,6 +27,8 @@ for _variant in VARIANTS.values():
 SHARDS = {name: variant_shard_ids(variant) for name, variant in VARIANTS.items()}
 PRETRAIN_RUNS = pretrain_runs(config)
 EVALUATION_FILES = evaluation_files(config)
+TABLES = tables(config)
+FIGURE_FILES = figure_files(config)
 PROBE_EVALUATIONS = [
     name for name in config["evaluate"]["evaluations"] if name != "predictor"
 ]
@@ -39,6 +44,7 @@ wildcard_constraints:
     shard="[0-9]+",
     method="[A-Za-z]+",
     seed="[0-9]+",
+    table="main|mrr",
 
 
 def variant_spec(wildcards):
@@ -73,3 +79,17 @@ def checkpoint_path(wildcards):
 def evaluate_spec_json(wildcards):
     """The evaluate section of the configuration, the --spec of `sie evaluate`."""
     return json.dumps(config["evaluate"], sort_keys=True)
+
+
+def table_inputs(wildcards):
+    """The metrics files one table reads."""
+    return tables_inputs_of(config, wildcards.table)
+
+
+def training_summaries(wildcards):
+    """summary.json of every pretraining run of a variant (their metrics.jsonl are complete)."""
+    return [
+        f"results/pretrain/{variant}/{method}/seed{seed}/summary.json"
+        for variant, method, seed in PRETRAIN_RUNS
+        if variant == wildcards.variant
+    ]

@@ -32,13 +32,18 @@ rule pretrain:
     conda:
         "../envs/sie.yaml"
     threads: 2
+    resources:
+        # The launcher of the training processes: empty here (one process); the SLURM profile sets it
+        # to srun, which starts one task per GPU across the allocation. Declaring `mpi` also tells the
+        # SLURM jobstep not to wrap the rule in an srun of its own.
+        mpi="",
     params:
         spec=pretrain_spec_json,
         dataset=lambda wildcards, input: str(Path(input.store).parent.parent),
         folder=lambda wildcards, output: str(Path(output.model).parent),
         checkpoint=checkpoint_path,
     shell:
-        "sie pretrain --spec {params.spec:q} --dataset {params.dataset} --output {params.folder}"
+        "{resources.mpi} sie pretrain --spec {params.spec:q} --dataset {params.dataset} --output {params.folder}"
         " --checkpoint {params.checkpoint} --threads {threads} 2>&1 | tee {log}"
 
 

@@ -1,0 +1,39 @@
+"""Fixtures of the SLURM tests: a real two-node Slurm cluster on this machine (see local_slurm.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from local_slurm import LocalSlurm, SlurmUnavailable
+
+MARKER = "slurm"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the marker here too, so that --strict-markers accepts it wherever pytest.ini lacks it."""
+    config.addinivalue_line(
+        "markers", f"{MARKER}: runs a real local Slurm cluster (root, Debian packages; minutes)"
+    )
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[LocalSlurm]:
+    """A running two-node cluster (partition ``sietest``, nodes n1 and n2 with 2 CPUs each).
+
+    Skips when not root, when the packages cannot be installed or when the Slurm ports are taken;
+    fails when the daemons start but the nodes never become idle. Stops everything it started.
+    """
+    cluster = LocalSlurm()
+    try:
+        cluster.start()
+    except SlurmUnavailable as reason:
+        cluster.stop()
+        pytest.skip(f"no local Slurm cluster: {reason}")
+    except BaseException:
+        cluster.stop()
+        raise
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -1,0 +1,377 @@
+"""The SLURM profile: what it requests (dry runs, no cluster), then the workflow on a real two-node Slurm
+cluster started on this machine (conftest.py): the test configuration end to end, a two-node gloo
+pretraining equal to one process, and a requeued and a signalled pretraining that resume from their
+checkpoints.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from slurm_helpers import (
+    BASE_PROFILE,
+    REPOSITORY,
+    TEST_CONFIG,
+    TEST_PROFILE,
+    Run,
+    derived_profile,
+    environment,
+    job_fields,
+    jobs_by_comment,
+    metrics,
+    run_snakemake,
+    sbatch_call_of,
+    sbatch_calls,
+    slurm,
+    slurm_command,
+    slurm_logs,
+    snakemake_command,
+    tiny_training_config,
+    wait_for,
+    without_wrap,
+    write_release,
+)
+
+from sie.config import load_config_files, resolve_config
+from sie.workflow import evaluation_files
+
+pytestmark = pytest.mark.slurm
+
+E2E_METHODS = ["SIE", "VICReg"]  # the test configuration's 14 methods take too long on 2 cores
+LOSSES = ("loss/ssl", "loss/invariance", "loss/variance", "loss/covariance")
+
+
+# ------------------------------------------------------------------------------- dry runs (no cluster)
+
+
+def dry_run(workdir: Path, profiles: list[Path], *arguments: str, env: dict[str, str] | None = None) -> str:
+    """Output of a dry run with the SLURM executor (no cluster needed)."""
+    command = snakemake_command(workdir, "-n", *arguments, profiles=profiles)
+    result = subprocess.run(
+        command, cwd=workdir, env=env or environment(), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result.stdout + result.stderr
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run as {rule: count}."""
+    lines = output.splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith("Job stats"))
+    counts = {}
+    for line in lines[start + 3 :]:
+        fields = line.split()
+        if len(fields) != 2 or not fields[1].isdigit():
+            break
+        counts[fields[0]] = int(fields[1])
+    return counts
+
+
+def resources_by_rule(output: str) -> dict[str, dict[str, Any]]:
+    """The resources of the first job of each rule in a dry run's output."""
+    resources: dict[str, dict[str, Any]] = {}
+    rule = None
+    for line in output.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("rule ", "localrule ")) and stripped.endswith(":"):
+            rule = stripped.split()[1].rstrip(":")
+        elif stripped.startswith("resources: ") and rule and rule not in resources:
+            entries = (entry.split("=", 1) for entry in stripped.removeprefix("resources: ").split(", "))
+            resources[rule] = {key: int(value) if value.isdigit() else value for key, value in entries}
+    return resources
+
+
+def plugin_sbatch_call(resources: dict[str, Any], threads: int = 1) -> str:
+    """The sbatch call the SLURM plugin builds for a job with these resources (its own functions)."""
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    class JobResources(dict):
+        __getattr__ = dict.__getitem__
+
+    job = SimpleNamespace(resources=JobResources(resources), threads=threads)
+    parameters = {
+        "run_uuid": "RUN",
+        "slurm_logfile": "LOG",
+        "comment_str": "COMMENT",
+        "account": f"-A {resources['slurm_account']}",
+        "partition": f"-p {resources['slurm_partition']}",
+        "workdir": "WORKDIR",
+    }
+    settings = SimpleNamespace(requeue=True, qos=None, reservation=None)
+    return get_submit_command(job, parameters, settings) + set_gres_string(job)
+
+
+@pytest.fixture(scope="module")
+def base_profile_dry_run(tmp_path_factory) -> str:
+    workdir = tmp_path_factory.mktemp("dry-base")
+    return dry_run(workdir, [BASE_PROFILE], "--configfile", str(TEST_CONFIG))
+
+
+def test_profile_dry_run_requests_the_paper_resources(base_profile_dry_run):
+    counts = job_counts(base_profile_dry_run)
+    assert counts["pretrain"] == 14 and counts["render_shard"] == 3
+    resources = resources_by_rule(base_profile_dry_run)
+    pretrain = resources["pretrain"]
+    assert pretrain["mpi"] == "srun --kill-on-bad-exit=1"
+    assert (pretrain["nodes"], pretrain["tasks_per_node"], pretrain["gres"]) == (1, 8, "gpu:8")
+    assert pretrain["runtime"] == 2880 and pretrain["slurm_extra"].startswith("--signal=USR1@300")
+    for rule in ("features", "evaluate_probes", "evaluate_predictor"):
+        assert resources[rule]["gpu"] == 1, rule
+    assert resources["render_shard"]["render_device"] == "cpu"
+
+
+def test_paper_pretrain_sbatch_line_has_one_task_per_gpu(base_profile_dry_run):
+    resources = resources_by_rule(base_profile_dry_run)
+    pretrain = plugin_sbatch_call(resources["pretrain"])
+    assert (
+        "-t 2880 --mem 480000 --nodes=1 --requeue --ntasks-per-node=8 --cpus-per-task=10 "
+        "--signal=USR1@300 --open-mode=append -D WORKDIR --gres=gpu:8" in pretrain
+    ), pretrain
+    assert "--ntasks-per-gpu" not in pretrain and "--gpus" not in pretrain
+    evaluation = plugin_sbatch_call(resources["evaluate_probes"])
+    assert evaluation.endswith("--ntasks-per-gpu=1 --cpus-per-task=8 -D WORKDIR --gpus=1"), evaluation
+    render = plugin_sbatch_call(resources["render_shard"])
+    assert "-t 720 --mem 8000 --requeue --ntasks=1 --cpus-per-task=8 -D WORKDIR" in render, render
+
+
+def test_overlay_profile_replaces_every_rule_resource(tmp_path):
+    output = dry_run(tmp_path, [BASE_PROFILE, TEST_PROFILE], "--configfile", str(TEST_CONFIG))
+    resources = resources_by_rule(output)
+    for rule, values in resources.items():
+        assert values.get("slurm_partition") == "sietest", rule
+        assert "slurm_account" not in values and "gpu" not in values and "gres" not in values, rule
+    pretrain = resources["pretrain"]
+    assert (pretrain["mpi"], pretrain["nodes"], pretrain["tasks"]) == ("srun --kill-on-bad-exit=1", 1, 2)
+    assert "tasks_per_node" not in pretrain
+
+
+def test_paper_scale_dag_with_the_profile(tmp_path):
+    paper_split = load_paper_split()
+    shapenet = tmp_path / "ShapeNetCore.v2"
+    shapenet.mkdir()
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    for position, name in enumerate(("train", "val")):
+        paths = [
+            f"/{synset}/{synset}x{index:05d}/"
+            for synset, counts in paper_split.items()
+            for index in range(sum(counts[:position]), sum(counts[: position + 1]))
+        ]
+        np.save(splits / f"{name}_images.npy", np.array(paths))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    env = {**environment(), "SHAPENET_ROOT": str(shapenet), "SIE_SPLITS": str(splits)}
+    output = dry_run(
+        workdir, [BASE_PROFILE], "all", "--configfile", str(REPOSITORY / "configs" / "paper.yaml"), env=env
+    )
+    counts = job_counts(output)
+    assert counts["render_shard"] == 1050 and counts["index_dataset"] == 1 and counts["pack_dataset"] == 1
+    for rule in ("pretrain", "features", "evaluate_probes", "evaluate_predictor"):
+        assert counts[rule] == 14, rule
+
+
+def load_paper_split() -> dict[str, tuple[int, int]]:
+    """PAPER_SPLIT of tests/workflow/workflow_helpers.py (objects per class of the release's split)."""
+    path = REPOSITORY / "tests" / "workflow" / "workflow_helpers.py"
+    specification = importlib.util.spec_from_file_location("sie_tests_workflow_helpers", path)
+    module = importlib.util.module_from_spec(specification)
+    specification.loader.exec_module(module)
+    return module.PAPER_SPLIT
+
+
+# ----------------------------------------------------------------------------- on the local cluster
+
+
+def test_test_configuration_end_to_end(slurm_cluster, tmp_path):
+    methods = tmp_path / "methods.yaml"
+    methods.write_text(yaml.safe_dump({"pretrain": {"methods": E2E_METHODS}}))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    command = slurm_command(workdir, "all", "--verbose", "--configfile", str(TEST_CONFIG), str(methods))
+    output = run_snakemake(command, workdir, "all", timeout=600)
+
+    results = workdir / "results"
+    assert json.loads((results / "datasets/test/card.json").read_text())["counts"]
+    config = resolve_config(load_config_files([TEST_CONFIG, methods]))
+    for method in E2E_METHODS:
+        run = results / f"pretrain/test/{method}/seed0"
+        assert (run / "model.pt").is_file(), method
+        launch = json.loads((run / "config.json").read_text())
+        assert (launch["world_size"], launch["launcher"]) == (2, "slurm"), method
+    missing = [path for path in evaluation_files(config) if not (workdir / path).is_file()]
+    assert not missing, missing
+
+    render = sbatch_call_of(output, "rule_render_shard_wildcards_test_0000")
+    pretrain = sbatch_call_of(output, "rule_pretrain_wildcards_test_SIE_0")
+    evaluation = sbatch_call_of(output, "rule_evaluate_probes_wildcards_test_SIE_0")
+    assert " -p sietest -t 15 --mem 1500 --requeue --ntasks=1 --cpus-per-task=1 -D " in render
+    assert (
+        " --nodes=1 --requeue --ntasks=2 --cpus-per-task=1 --signal=USR1@300 --open-mode=append" in pretrain
+    )
+    assert " --requeue --ntasks=1 --cpus-per-task=1 -D " in evaluation
+    print("\n".join(["", "sbatch calls:", *(without_wrap(call) for call in (render, pretrain, evaluation))]))
+
+
+def test_two_node_pretraining_equals_one_process(slurm_cluster, tmp_path):
+    release = write_release(tmp_path)
+    config = tiny_training_config(tmp_path / "two_nodes.yaml", release, ["SIE"], epochs=2)
+    target = "results/pretrain/tiny/SIE/seed0/summary.json"
+    local = tmp_path / "local"
+    local.mkdir()
+    run_snakemake(
+        snakemake_command(local, target, "--cores", "2", "--configfile", str(config)),
+        local,
+        "local",
+        timeout=300,
+    )
+
+    distributed = tmp_path / "distributed"
+    shutil.copytree(local / "results" / "datasets", distributed / "results" / "datasets")
+    two_nodes = derived_profile(tmp_path / "two-nodes-profile", {"nodes": 2, "tasks": 2})
+    command = slurm_command(
+        distributed,
+        target,
+        "--verbose",
+        "--configfile",
+        str(config),
+        profiles=(BASE_PROFILE, two_nodes),
+    )
+    output = run_snakemake(command, distributed, "two-nodes", timeout=300)
+    assert "rule index_dataset" not in output, "the copied dataset was rebuilt"
+
+    call = sbatch_call_of(output, "rule_pretrain_wildcards_tiny_SIE_0")
+    assert " --nodes=2 --requeue --ntasks=2 --cpus-per-task=1 " in call, call
+    print("\nsbatch call:", without_wrap(call))
+    (job_id,) = slurm_logs(distributed, "pretrain", "tiny_SIE_0")
+    fields = job_fields(job_id)
+    assert (fields["NumNodes"], fields["NodeList"], fields["JobState"]) == ("2", "n[1-2]", "COMPLETED")
+
+    one = local / "results/pretrain/tiny/SIE/seed0"
+    two = distributed / "results/pretrain/tiny/SIE/seed0"
+    launch = json.loads((two / "config.json").read_text())
+    assert (launch["world_size"], launch["launcher"]) == (2, "slurm")
+    assert json.loads((one / "config.json").read_text())["world_size"] == 1
+    single, double = metrics(one), metrics(two)
+    assert [record["step"] for record in double] == [record["step"] for record in single] == [1, 2, 3, 4]
+    for name in LOSSES:
+        np.testing.assert_allclose(
+            [record[name] for record in double], [record[name] for record in single], rtol=1e-4, err_msg=name
+        )
+
+
+# ------------------------------------------------------------------------- requeue and stop signal
+
+REQUEUED, SIGNALLED = "SIE", "VICReg"
+
+
+@pytest.fixture(scope="module")
+def interrupted_runs(slurm_cluster, tmp_path_factory) -> SimpleNamespace:
+    """Two pretraining jobs of one Snakemake run on the cluster: once both have a checkpoint, the
+    SIE job is requeued with `scontrol requeue` and the VICReg job gets SIGUSR1, as SLURM sends it
+    before the time limit (`--signal=USR1@300` signals the job's steps, as `scancel --signal` does)."""
+    folder = tmp_path_factory.mktemp("interrupted")
+    release = write_release(folder)
+    config = tiny_training_config(folder / "long.yaml", release, [REQUEUED, SIGNALLED], epochs=100)
+    workdir = folder / "work"
+    workdir.mkdir()
+    run_snakemake(
+        snakemake_command(
+            workdir, "results/datasets/tiny/store/manifest.json", "--cores", "2", "--configfile", str(config)
+        ),
+        workdir,
+        "dataset",
+        timeout=300,
+    )
+    targets = [f"results/pretrain/tiny/{method}/seed0/summary.json" for method in (REQUEUED, SIGNALLED)]
+    run = Run(slurm_command(workdir, *targets, "--verbose", "--configfile", str(config)), workdir, "pretrain")
+    try:
+        jobs = {}
+        for method in (REQUEUED, SIGNALLED):
+            comment = f"rule_pretrain_wildcards_tiny_{method}_0"
+            jobs[method] = wait_for(
+                lambda comment=comment: jobs_by_comment().get(comment, ("", ""))[0] or (not run.running()),
+                120,
+                f"the {method} job in the queue",
+            )
+            assert run.running(), run.output[-4000:]
+            wait_for(
+                lambda method=method: (
+                    checkpoint_of(workdir, method).exists() and steps_logged(workdir, method) >= 3
+                ),
+                180,
+                f"a checkpoint and 3 steps of {method}",
+            )
+        slurm("scontrol", "requeue", jobs[REQUEUED])
+        slurm("scancel", "--signal=USR1", jobs[SIGNALLED])
+        # A requeued job becomes eligible only 121 s later (BeginTime); start it as soon as it pends.
+        wait_for(lambda: job_fields(jobs[REQUEUED])["JobState"] == "PENDING", 60, "the requeued job to pend")
+        slurm("scontrol", "update", f"JobId={jobs[REQUEUED]}", "StartTime=now")
+        status = run.wait(timeout=480)
+    finally:
+        run.stop()
+    return SimpleNamespace(workdir=workdir, jobs=jobs, status=status, output=run.output)
+
+
+def checkpoint_of(workdir: Path, method: str) -> Path:
+    return workdir / f"results/checkpoints/tiny/{method}/seed0/checkpoint.pt"
+
+
+def steps_logged(workdir: Path, method: str) -> int:
+    path = workdir / f"results/pretrain/tiny/{method}/seed0/metrics.jsonl"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_requeued_pretraining_resumes_from_its_checkpoint(interrupted_runs):
+    runs = interrupted_runs
+    assert runs.status == 0, runs.output[-6000:]
+    run_folder = runs.workdir / f"results/pretrain/tiny/{REQUEUED}/seed0"
+    assert (run_folder / "summary.json").is_file()
+    log = (runs.workdir / f"results/logs/pretrain/tiny/{REQUEUED}/seed0.log").read_text()
+    assert "resumed from" in log, log[-2000:]
+    # One submission, run twice by SLURM (same job id); Snakemake saw no failure.
+    logs = slurm_logs(runs.workdir, "pretrain", f"tiny_{REQUEUED}_0")
+    assert list(logs) == [runs.jobs[REQUEUED]]
+    assert "DUE TO JOB REQUEUE" in logs[runs.jobs[REQUEUED]].read_text()
+    fields = job_fields(runs.jobs[REQUEUED])
+    assert (fields["Restarts"], fields["JobState"]) == ("1", "COMPLETED")
+    assert f"/{REQUEUED}/seed0/" not in failed_jobs(runs.output)
+    assert [record["step"] for record in metrics(run_folder)] == list(range(1, 201)), "reads as one run"
+
+
+def test_stop_signal_checkpoints_then_the_retry_resumes(interrupted_runs):
+    runs = interrupted_runs
+    assert runs.status == 0, runs.output[-6000:]
+    run_folder = runs.workdir / f"results/pretrain/tiny/{SIGNALLED}/seed0"
+    assert (run_folder / "summary.json").is_file()
+    logs = slurm_logs(runs.workdir, "pretrain", f"tiny_{SIGNALLED}_0")
+    assert len(logs) == 2 and runs.jobs[SIGNALLED] in logs, logs
+    first = logs.pop(runs.jobs[SIGNALLED]).read_text()
+    assert "stopped by signal 10" in first and "checkpoint saved" in first, first[-3000:]
+    (retry,) = logs.values()
+    assert "resumed from" in retry.read_text()
+    assert f"/{SIGNALLED}/seed0/" in failed_jobs(runs.output)
+    comment = f"--comment rule_pretrain_wildcards_tiny_{SIGNALLED}_0 "
+    submissions = [call for call in sbatch_calls(runs.output) if comment in call]
+    assert len(submissions) == 2 and "--attempt 2" in submissions[1], "resubmitted as Snakemake's retry"
+    assert [record["step"] for record in metrics(run_folder)] == list(range(1, 201)), "reads as one run"
+
+
+def failed_jobs(output: str) -> str:
+    """The text of Snakemake's error blocks (they name the failed jobs' outputs)."""
+    blocks = output.split("Error in rule ")[1:]
+    return "".join(block[:1500] for block in blocks)
+
+
+if __name__ == "__main__":  # pragma: no cover - run this module directly
+    sys.exit(pytest.main([__file__, "-v", "-s"]))
