@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine (see README.md):
-#   make run    create .venv if missing, install, run the default workflow (config.yaml)
+#   make run    create .venv if missing, install, run the default workflow (config.yaml) and its report
 #   make test   same set-up, then the test suite
 PYTHON ?= python3.11
 VENV := .venv
@@ -24,8 +24,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -c "import bpy, torch, snakemake, sie.cli; print('bpy', bpy.app.version_string, '| torch', torch.__version__)"
 	@touch $@
 
+# The default workflow (config.yaml) end to end, then the HTML report of what it produced.
 run: setup
 	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report results/report.html
 
 test: setup
 	$(BIN)/python -m pytest

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sie.config import ConfigError, dataset_variant, load_config_files, resolve_config
+from sie.io import read_json_argument
 
 EXPECTED_ERRORS = (ConfigError, ValueError, FileNotFoundError, RuntimeError)
 EVALUATIONS = ("classification", "rotation", "color", "predictor")
@@ -62,13 +63,7 @@ def add_variant_arguments(parser: argparse.ArgumentParser) -> None:
 def variant_from_arguments(args: argparse.Namespace):
     """The DatasetVariant described by --spec or by --configfile/--variant."""
     if args.spec:
-        text = args.spec
-        if not text.lstrip().startswith("{"):
-            text = Path(text).read_text()
-        try:
-            spec = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"--spec: not valid JSON ({error})") from None
+        spec = read_json_argument(args.spec)
         name = spec.pop("name", None)
         if not name:
             raise ConfigError("--spec: the variant's 'name' is missing")
@@ -249,7 +244,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from sie.evaluate import run
     from sie.evaluate.probes import ProbeSettings
 
-    spec = json.loads(args.spec if args.spec.lstrip().startswith("{") else Path(args.spec).read_text())
+    spec = read_json_argument(args.spec)
     device = spec.get("device", "auto")
     if "predictor" in args.evaluation and args.model is None:
         raise ConfigError("--model is required for the predictor evaluation")

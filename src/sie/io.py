@@ -73,6 +73,19 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise ValueError(f"{file_path}: not valid JSON ({error})") from None
 
 
+def read_json_argument(text: str, option: str = "--spec") -> Any:
+    """A command-line JSON value: the JSON text itself, or the path of a JSON file."""
+    if not text.lstrip().startswith(("{", "[")):
+        path = Path(text)
+        if not path.is_file():
+            raise FileNotFoundError(f"{option}: {text!r} is neither JSON text nor an existing file")
+        text = path.read_text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{option}: not valid JSON ({error})") from None
+
+
 def _json_default(value: Any) -> Any:
     """Make NumPy scalars, arrays and paths JSON serialisable."""
     if isinstance(value, np.generic):

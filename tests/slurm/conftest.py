@@ -7,15 +7,6 @@ from collections.abc import Iterator
 import pytest
 from local_slurm import LocalSlurm, SlurmUnavailable
 
-MARKER = "slurm"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Declare the marker here too, so that --strict-markers accepts it wherever pytest.ini lacks it."""
-    config.addinivalue_line(
-        "markers", f"{MARKER}: runs a real local Slurm cluster (root, Debian packages; minutes)"
-    )
-
 
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[LocalSlurm]:

@@ -13,12 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import yaml
-from PIL import Image
-
-from sie.data.latents import LatentSpace, sample_view_latent
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SNAKEFILE = REPOSITORY / "Snakefile"
@@ -155,12 +151,17 @@ def job_fields(job_id: str) -> dict[str, str]:
     return fields
 
 
-def jobs_by_comment() -> dict[str, tuple[str, str]]:
-    """{comment: (job id, state)} of the queue; the plugin's comment names the rule and wildcards."""
+def jobs_by_comment(workdir: Path) -> dict[str, tuple[str, str]]:
+    """{comment: (job id, state)} of the jobs (also recently finished ones) working in ``workdir``.
+
+    The plugin's --comment names the rule and wildcards (rule_pretrain_wildcards_tiny_SIE_0); the
+    working directory tells this run's jobs from other tests' (Slurm keeps finished jobs MinJobAge s).
+    """
     jobs = {}
-    for line in slurm("squeue", "-h", "-t", "all", "-o", "%i|%k|%T").splitlines():
-        job_id, comment, state = line.split("|")
-        jobs[comment] = (job_id, state)
+    for line in slurm("squeue", "-h", "-t", "all", "-o", "%i|%k|%T|%Z").splitlines():
+        job_id, comment, state, directory = line.split("|")
+        if Path(directory).resolve() == workdir.resolve():
+            jobs[comment] = (job_id, state)
     return jobs
 
 
@@ -179,30 +180,6 @@ def sbatch_call_of(output: str, comment: str) -> str:
 def without_wrap(call: str) -> str:
     """An sbatch call without its --wrap="python -m snakemake ..." payload (for reading and reports)."""
     return call.split(" --wrap=", 1)[0] + ' --wrap="..."'
-
-
-def write_release(folder: Path) -> Path:
-    """A 3-class x 4-object x 3-view dataset of 32x32 JPEGs with latents, in the release layout.
-
-    Used as a `prerendered` variant, so the workflow indexes and packs it without Blender.
-    """
-    root = folder / "release"
-    generator = np.random.default_rng(0)
-    latents = LatentSpace.paper()
-    for synset in SYNSETS:
-        base = generator.integers(0, 256, size=3)
-        for index in range(OBJECTS_PER_CLASS):
-            object_dir = root / synset / f"object{index}"
-            object_dir.mkdir(parents=True)
-            for view in range(VIEWS):
-                noise = generator.integers(-40, 40, size=(32, 32, 3))
-                pixels = np.clip(base + noise, 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(object_dir / f"image_{view}.jpg", quality=95)
-                np.save(
-                    object_dir / f"latent_{view}.npy",
-                    sample_view_latent(latents, 0, f"{synset}/{index}", view),
-                )
-    return root
 
 
 def tiny_training_config(path: Path, release: Path, methods: Sequence[str], epochs: int) -> Path:
@@ -236,9 +213,9 @@ def tiny_training_config(path: Path, release: Path, methods: Sequence[str], epoc
 
 
 def derived_profile(folder: Path, pretrain_resources: dict[str, Any]) -> Path:
-    """A copy of the test profile whose pretrain resources are updated with ``pretrain_resources``."""
+    """A copy of the test profile whose pretrain resources are ``pretrain_resources`` (replaced)."""
     profile = yaml.safe_load((TEST_PROFILE / "config.yaml").read_text())
-    profile["set-resources"]["pretrain"].update(pretrain_resources)
+    profile["set-resources"]["pretrain"] = pretrain_resources
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(profile))
     return folder

@@ -6,11 +6,10 @@ checkpoints.
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,9 +19,12 @@ import pytest
 import yaml
 from slurm_helpers import (
     BASE_PROFILE,
+    OBJECTS_PER_CLASS,
     REPOSITORY,
+    SYNSETS,
     TEST_CONFIG,
     TEST_PROFILE,
+    VIEWS,
     Run,
     derived_profile,
     environment,
@@ -39,11 +41,11 @@ from slurm_helpers import (
     tiny_training_config,
     wait_for,
     without_wrap,
-    write_release,
 )
 
 from sie.config import load_config_files, resolve_config
 from sie.workflow import evaluation_files
+from support import job_counts, write_paper_inputs, write_release_folder
 
 pytestmark = pytest.mark.slurm
 
@@ -62,19 +64,6 @@ def dry_run(workdir: Path, profiles: list[Path], *arguments: str, env: dict[str,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return result.stdout + result.stderr
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """The 'Job stats' table of a dry run as {rule: count}."""
-    lines = output.splitlines()
-    start = next(index for index, line in enumerate(lines) if line.startswith("Job stats"))
-    counts = {}
-    for line in lines[start + 3 :]:
-        fields = line.split()
-        if len(fields) != 2 or not fields[1].isdigit():
-            break
-        counts[fields[0]] = int(fields[1])
-    return counts
 
 
 def resources_by_rule(output: str) -> dict[str, dict[str, Any]]:
@@ -123,8 +112,13 @@ def test_profile_dry_run_requests_the_paper_resources(base_profile_dry_run):
     assert counts["pretrain"] == 14 and counts["render_shard"] == 3
     resources = resources_by_rule(base_profile_dry_run)
     pretrain = resources["pretrain"]
-    assert pretrain["mpi"] == "srun --kill-on-bad-exit=1"
     assert (pretrain["nodes"], pretrain["tasks_per_node"], pretrain["gres"]) == (1, 8, "gpu:8")
+    # The launcher repeats the step's shape (the job step strips SLURM_NTASKS & co. from the rule).
+    launcher = pretrain["mpi"].split()
+    assert launcher[:2] == ["srun", "--kill-on-bad-exit=1"]
+    assert f"--nodes={pretrain['nodes']}" in launcher
+    assert f"--ntasks-per-node={pretrain['tasks_per_node']}" in launcher
+    assert f"--cpus-per-task={pretrain['cpus_per_task']}" in launcher
     assert pretrain["runtime"] == 2880 and pretrain["slurm_extra"].startswith("--signal=USR1@300")
     for rule in ("features", "evaluate_probes", "evaluate_predictor"):
         assert resources[rule]["gpu"] == 1, rule
@@ -152,26 +146,14 @@ def test_overlay_profile_replaces_every_rule_resource(tmp_path):
         assert values.get("slurm_partition") == "sietest", rule
         assert "slurm_account" not in values and "gpu" not in values and "gres" not in values, rule
     pretrain = resources["pretrain"]
-    assert (pretrain["mpi"], pretrain["nodes"], pretrain["tasks"]) == ("srun --kill-on-bad-exit=1", 1, 2)
-    assert "tasks_per_node" not in pretrain
+    assert pretrain["mpi"] == "srun --kill-on-bad-exit=1 --nodes=1 --ntasks-per-node=2 --cpus-per-task=1"
+    assert (pretrain["nodes"], pretrain["tasks_per_node"], pretrain["cpus_per_task"]) == (1, 2, 1)
 
 
 def test_paper_scale_dag_with_the_profile(tmp_path):
-    paper_split = load_paper_split()
-    shapenet = tmp_path / "ShapeNetCore.v2"
-    shapenet.mkdir()
-    splits = tmp_path / "splits"
-    splits.mkdir()
-    for position, name in enumerate(("train", "val")):
-        paths = [
-            f"/{synset}/{synset}x{index:05d}/"
-            for synset, counts in paper_split.items()
-            for index in range(sum(counts[:position]), sum(counts[: position + 1]))
-        ]
-        np.save(splits / f"{name}_images.npy", np.array(paths))
     workdir = tmp_path / "work"
     workdir.mkdir()
-    env = {**environment(), "SHAPENET_ROOT": str(shapenet), "SIE_SPLITS": str(splits)}
+    env = {**environment(), **write_paper_inputs(tmp_path / "paper")}
     output = dry_run(
         workdir, [BASE_PROFILE], "all", "--configfile", str(REPOSITORY / "configs" / "paper.yaml"), env=env
     )
@@ -179,15 +161,6 @@ def test_paper_scale_dag_with_the_profile(tmp_path):
     assert counts["render_shard"] == 1050 and counts["index_dataset"] == 1 and counts["pack_dataset"] == 1
     for rule in ("pretrain", "features", "evaluate_probes", "evaluate_predictor"):
         assert counts[rule] == 14, rule
-
-
-def load_paper_split() -> dict[str, tuple[int, int]]:
-    """PAPER_SPLIT of tests/workflow/workflow_helpers.py (objects per class of the release's split)."""
-    path = REPOSITORY / "tests" / "workflow" / "workflow_helpers.py"
-    specification = importlib.util.spec_from_file_location("sie_tests_workflow_helpers", path)
-    module = importlib.util.module_from_spec(specification)
-    specification.loader.exec_module(module)
-    return module.PAPER_SPLIT
 
 
 # ----------------------------------------------------------------------------- on the local cluster
@@ -217,14 +190,15 @@ def test_test_configuration_end_to_end(slurm_cluster, tmp_path):
     evaluation = sbatch_call_of(output, "rule_evaluate_probes_wildcards_test_SIE_0")
     assert " -p sietest -t 15 --mem 1500 --requeue --ntasks=1 --cpus-per-task=1 -D " in render
     assert (
-        " --nodes=1 --requeue --ntasks=2 --cpus-per-task=1 --signal=USR1@300 --open-mode=append" in pretrain
+        " --nodes=1 --requeue --ntasks-per-node=2 --cpus-per-task=1 --signal=USR1@300 --open-mode=append"
+        in pretrain
     )
     assert " --requeue --ntasks=1 --cpus-per-task=1 -D " in evaluation
     print("\n".join(["", "sbatch calls:", *(without_wrap(call) for call in (render, pretrain, evaluation))]))
 
 
 def test_two_node_pretraining_equals_one_process(slurm_cluster, tmp_path):
-    release = write_release(tmp_path)
+    release = write_release_folder(tmp_path / "release", SYNSETS, OBJECTS_PER_CLASS, VIEWS, 32)
     config = tiny_training_config(tmp_path / "two_nodes.yaml", release, ["SIE"], epochs=2)
     target = "results/pretrain/tiny/SIE/seed0/summary.json"
     local = tmp_path / "local"
@@ -238,7 +212,16 @@ def test_two_node_pretraining_equals_one_process(slurm_cluster, tmp_path):
 
     distributed = tmp_path / "distributed"
     shutil.copytree(local / "results" / "datasets", distributed / "results" / "datasets")
-    two_nodes = derived_profile(tmp_path / "two-nodes-profile", {"nodes": 2, "tasks": 2})
+    two_nodes = derived_profile(
+        tmp_path / "two-nodes-profile",
+        {
+            "mpi": "srun --kill-on-bad-exit=1 --nodes=2 --ntasks-per-node=1 --cpus-per-task=1",
+            "nodes": 2,
+            "tasks": 2,  # tasks_per_node must be > 1 for mpi jobs: one task per node is tasks = nodes
+            "cpus_per_task": 1,
+            "mem_mb": 1000,
+        },
+    )
     command = slurm_command(
         distributed,
         target,
@@ -281,7 +264,7 @@ def interrupted_runs(slurm_cluster, tmp_path_factory) -> SimpleNamespace:
     SIE job is requeued with `scontrol requeue` and the VICReg job gets SIGUSR1, as SLURM sends it
     before the time limit (`--signal=USR1@300` signals the job's steps, as `scancel --signal` does)."""
     folder = tmp_path_factory.mktemp("interrupted")
-    release = write_release(folder)
+    release = write_release_folder(folder / "release", SYNSETS, OBJECTS_PER_CLASS, VIEWS, 32)
     config = tiny_training_config(folder / "long.yaml", release, [REQUEUED, SIGNALLED], epochs=100)
     workdir = folder / "work"
     workdir.mkdir()
@@ -297,10 +280,15 @@ def interrupted_runs(slurm_cluster, tmp_path_factory) -> SimpleNamespace:
     run = Run(slurm_command(workdir, *targets, "--verbose", "--configfile", str(config)), workdir, "pretrain")
     try:
         jobs = {}
-        for method in (REQUEUED, SIGNALLED):
+        for method, interrupt in (
+            (REQUEUED, ["scontrol", "requeue"]),
+            (SIGNALLED, ["scancel", "--signal=USR1"]),
+        ):
             comment = f"rule_pretrain_wildcards_tiny_{method}_0"
             jobs[method] = wait_for(
-                lambda comment=comment: jobs_by_comment().get(comment, ("", ""))[0] or (not run.running()),
+                lambda comment=comment: (
+                    jobs_by_comment(workdir).get(comment, ("", ""))[0] or (not run.running())
+                ),
                 120,
                 f"the {method} job in the queue",
             )
@@ -312,8 +300,7 @@ def interrupted_runs(slurm_cluster, tmp_path_factory) -> SimpleNamespace:
                 180,
                 f"a checkpoint and 3 steps of {method}",
             )
-        slurm("scontrol", "requeue", jobs[REQUEUED])
-        slurm("scancel", "--signal=USR1", jobs[SIGNALLED])
+            slurm(*interrupt, jobs[method])
         # A requeued job becomes eligible only 121 s later (BeginTime); start it as soon as it pends.
         wait_for(lambda: job_fields(jobs[REQUEUED])["JobState"] == "PENDING", 60, "the requeued job to pend")
         slurm("scontrol", "update", f"JobId={jobs[REQUEUED]}", "StartTime=now")
@@ -324,10 +311,12 @@ def interrupted_runs(slurm_cluster, tmp_path_factory) -> SimpleNamespace:
 
 
 def checkpoint_of(workdir: Path, method: str) -> Path:
+    """The resumable checkpoint of a tiny pretraining run (outside the rule's outputs)."""
     return workdir / f"results/checkpoints/tiny/{method}/seed0/checkpoint.pt"
 
 
 def steps_logged(workdir: Path, method: str) -> int:
+    """How many steps a tiny pretraining run has logged so far."""
     path = workdir / f"results/pretrain/tiny/{method}/seed0/metrics.jsonl"
     return len(path.read_text().splitlines()) if path.exists() else 0
 
@@ -339,10 +328,12 @@ def test_requeued_pretraining_resumes_from_its_checkpoint(interrupted_runs):
     assert (run_folder / "summary.json").is_file()
     log = (runs.workdir / f"results/logs/pretrain/tiny/{REQUEUED}/seed0.log").read_text()
     assert "resumed from" in log, log[-2000:]
+    assert resumed_after(log) < 200, "interrupted before the end"
     # One submission, run twice by SLURM (same job id); Snakemake saw no failure.
     logs = slurm_logs(runs.workdir, "pretrain", f"tiny_{REQUEUED}_0")
     assert list(logs) == [runs.jobs[REQUEUED]]
     assert "DUE TO JOB REQUEUE" in logs[runs.jobs[REQUEUED]].read_text()
+    assert json.loads((run_folder / "config.json").read_text())["world_size"] == 2
     fields = job_fields(runs.jobs[REQUEUED])
     assert (fields["Restarts"], fields["JobState"]) == ("1", "COMPLETED")
     assert f"/{REQUEUED}/seed0/" not in failed_jobs(runs.output)
@@ -359,7 +350,8 @@ def test_stop_signal_checkpoints_then_the_retry_resumes(interrupted_runs):
     first = logs.pop(runs.jobs[SIGNALLED]).read_text()
     assert "stopped by signal 10" in first and "checkpoint saved" in first, first[-3000:]
     (retry,) = logs.values()
-    assert "resumed from" in retry.read_text()
+    assert resumed_after(retry.read_text()) < 200, "interrupted before the end"
+    assert json.loads((run_folder / "config.json").read_text())["world_size"] == 2
     assert f"/{SIGNALLED}/seed0/" in failed_jobs(runs.output)
     comment = f"--comment rule_pretrain_wildcards_tiny_{SIGNALLED}_0 "
     submissions = [call for call in sbatch_calls(runs.output) if comment in call]
@@ -367,11 +359,14 @@ def test_stop_signal_checkpoints_then_the_retry_resumes(interrupted_runs):
     assert [record["step"] for record in metrics(run_folder)] == list(range(1, 201)), "reads as one run"
 
 
+def resumed_after(log: str) -> int:
+    """The step count of the "resumed from ... (N steps done)" line of a pretraining log."""
+    match = re.search(r"resumed from .* \((\d+) steps done\)", log)
+    assert match, "no 'resumed from' line in the log"
+    return int(match.group(1))
+
+
 def failed_jobs(output: str) -> str:
     """The text of Snakemake's error blocks (they name the failed jobs' outputs)."""
     blocks = output.split("Error in rule ")[1:]
     return "".join(block[:1500] for block in blocks)
-
-
-if __name__ == "__main__":  # pragma: no cover - run this module directly
-    sys.exit(pytest.main([__file__, "-v", "-s"]))

@@ -1,13 +1,12 @@
 """A tiny indexed and packed dataset (no Blender: random JPEGs in the release layout) for training tests."""
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from sie.config import dataset_variant, resolve_config
 from sie.data.index import build_index
-from sie.data.latents import LatentSpace, sample_view_latent
+from sie.data.latents import LatentSpace
 from sie.data.store import write_store
+from support import write_release_folder
 
 SYNSETS = ("02691156", "03001627", "03797390")
 OBJECTS_PER_CLASS = 4
@@ -16,19 +15,7 @@ VIEWS = 3
 
 def make_dataset(folder, latents: LatentSpace):
     """Write, index and pack a 3-class x 4-object x 3-view dataset of 32x32 JPEGs."""
-    root = folder / "release"
-    generator = np.random.default_rng(0)
-    for synset in SYNSETS:
-        base = generator.integers(0, 256, size=3)
-        for index in range(OBJECTS_PER_CLASS):
-            object_dir = root / synset / f"object{index}"
-            object_dir.mkdir(parents=True)
-            for view in range(VIEWS):
-                noise = generator.integers(-40, 40, size=(32, 32, 3))
-                pixels = np.clip(base + noise, 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(object_dir / f"image_{view}.jpg", quality=95)
-                latent = sample_view_latent(latents, 0, f"{synset}/{index}", view)
-                np.save(object_dir / f"latent_{view}.npy", latent)
+    root = write_release_folder(folder / "release", SYNSETS, OBJECTS_PER_CLASS, VIEWS, 32, latents)
     spec = {
         "source": "prerendered",
         "root": str(root),

@@ -26,12 +26,8 @@ CLASSIFY = ProbeSettings(epochs=15, batch_size=16, learning_rate=1e-2, hidden_di
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny heads gain nothing from threads, and OpenMP threads crawl when other jobs hold the cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def single_thread(one_thread):
+    """Every test here runs on one thread (see tests/conftest.py)."""
 
 
 def latents(objects: int, views: int, generator: np.random.Generator) -> np.ndarray:

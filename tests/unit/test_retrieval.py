@@ -21,12 +21,8 @@ VIEWS = 6
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny heads gain nothing from threads, and OpenMP threads crawl when other jobs hold the cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def single_thread(one_thread):
+    """Every test here runs on one thread (see tests/conftest.py)."""
 
 
 def random_latents(objects: int, seed: int) -> np.ndarray:

@@ -105,3 +105,12 @@ def test_ruff_is_clean():
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_local_profile_never_constrains_cluster_jobs(repository):
+    """profiles/default is loaded under --profile profiles/slurm too: a `cores` there would cap every
+    cluster job's threads at the login node's CPU count."""
+    import yaml
+
+    profile = yaml.safe_load((repository / "profiles" / "default" / "config.yaml").read_text())
+    assert not {"cores", "executor", "set-threads", "set-resources", "default-resources"} & set(profile)

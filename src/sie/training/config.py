@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sie.config import ConfigError
+from sie.io import read_json_argument
 
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "bf16", "fp16", "off")
@@ -86,13 +85,7 @@ class RunSpec:
 
 def run_spec_from_text(text: str) -> RunSpec:
     """Parse a --spec (JSON text or a path to a JSON file) into a RunSpec, checking every key."""
-    if not text.lstrip().startswith("{"):
-        text = Path(text).read_text()
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"--spec: not valid JSON ({error})") from None
-    return run_spec_from_dict(raw)
+    return run_spec_from_dict(read_json_argument(text))
 
 
 def run_spec_from_dict(raw: dict[str, Any]) -> RunSpec:
