@@ -249,38 +249,32 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if "predictor" in args.evaluation and args.model is None:
         raise ConfigError("--model is required for the predictor evaluation")
     records = []
-    for evaluation in args.evaluation:
-        if evaluation == "predictor":
-            retrieval = {
-                key: tuple(value) if key == "modes" else value
-                for key, value in spec.get("retrieval", {}).items()
-            }
-            output = args.output / "predictor-equi.json"
-            records.append(
-                run.evaluate_predictor(
-                    args.features,
-                    args.dataset,
-                    args.model,
-                    output,
-                    run.RetrievalSettings(**retrieval),
-                    device,
-                )
+    if "predictor" in args.evaluation:
+        retrieval = {
+            key: tuple(value) if key == "modes" else value for key, value in spec.get("retrieval", {}).items()
+        }
+        records.append(
+            run.evaluate_predictor(
+                args.features,
+                args.dataset,
+                args.model,
+                args.output / "predictor-equi.json",
+                run.RetrievalSettings(**retrieval),
+                device,
             )
-            continue
+        )
+    probe_evaluations = [name for name in args.evaluation if name != "predictor"]
+    if probe_evaluations:
         settings = ProbeSettings(**spec.get("probe", {}), device=device)
-        for part in args.part:
-            output = args.output / f"{evaluation}-{part}.json"
-            records.append(
-                run.evaluate_probe(
-                    args.features,
-                    args.dataset,
-                    evaluation,
-                    part,
-                    output,
-                    settings,
-                    spec.get("classifier", "linear"),
-                )
-            )
+        records += run.evaluate_probes(
+            args.features,
+            args.dataset,
+            probe_evaluations,
+            args.part,
+            args.output,
+            settings,
+            spec.get("classifier", "linear"),
+        )
     for record in records:
         print(
             json.dumps(

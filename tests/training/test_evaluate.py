@@ -124,3 +124,22 @@ def test_model_files_load_strictly(trained, tmp_path):
     checkpoint.save(tmp_path / "foreign.pt", {"weights": torch.zeros(2)})
     with pytest.raises(ValueError, match=r"foreign\.pt: not a model\.pt of `sie pretrain`"):
         load_pretrained(tmp_path / "foreign.pt")
+
+
+def test_parts_with_the_same_columns_are_trained_once(trained, tiny_dataset):
+    from sie.evaluate.run import evaluate_probes
+
+    records = evaluate_probes(
+        trained / "VICReg" / "features",
+        tiny_dataset,
+        ["color"],
+        ["inv", "equi", "all"],
+        trained / "dedupe",
+        FAST_PROBES,
+    )
+    by_part = {record["part"]: record for record in records}
+    assert (
+        by_part["inv"]["metrics"] == by_part["all"]["metrics"] and by_part["inv"]["same_columns_as"] == "all"
+    )
+    assert not by_part["equi"]["applicable"]
+    assert json.loads((trained / "dedupe" / "color-inv.json").read_text())["part"] == "inv"

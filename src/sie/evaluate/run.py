@@ -99,8 +99,9 @@ def evaluate_probe(
     result = identity(manifest, evaluation, part)
     reason = part_reason(manifest, part)
     if reason:
-        write_json(output, {**result, "applicable": False, "reason": reason})
-        return result
+        record = {**result, "applicable": False, "reason": reason}
+        write_json(output, record)
+        return record
     started = time.perf_counter()
     views = manifest["views_per_object"]
     train, val = (feature_split(features_dir, dataset_dir, split, views) for split in ("train", "val"))
@@ -119,6 +120,41 @@ def evaluate_probe(
     }
     write_json(output, record)
     return record
+
+
+def evaluate_probes(
+    features_dir: Path,
+    dataset_dir: Path,
+    evaluations: list[str],
+    parts: list[str],
+    output_dir: Path,
+    settings: probes.ProbeSettings,
+    head: str = "linear",
+) -> list[dict[str, Any]]:
+    """Every probe of ``evaluations`` x ``parts``, one JSON each. A part that is the same columns as
+    another (inv = all for invariant methods, equi = all for methods without an invariant part) is
+    trained once and its file records which part it shares the result with."""
+    manifest = read_manifest(features_dir)
+    records = []
+    for evaluation in evaluations:
+        trained: dict[tuple[int, int], dict[str, Any]] = {}
+        for part in sorted(parts, key=lambda name: name != "all"):  # "all" first: the others may equal it
+            output = output_dir / f"{evaluation}-{part}.json"
+            columns = (
+                None
+                if part_reason(manifest, part)
+                else probes.feature_slice(part, manifest["inv_dims"], manifest["representation_dim"])
+            )
+            key = (columns.start, columns.stop) if columns else None
+            if key in trained:
+                record = {**trained[key], "part": part, "same_columns_as": trained[key]["part"]}
+                write_json(output, record)
+            else:
+                record = evaluate_probe(features_dir, dataset_dir, evaluation, part, output, settings, head)
+                if key is not None:
+                    trained[key] = record
+            records.append(record)
+    return records
 
 
 def log_history(directory: Path, history: list[dict[str, float]]) -> None:
@@ -145,9 +181,13 @@ def evaluate_predictor(
     manifest = read_manifest(features_dir)
     result = identity(manifest, "predictor", "equi")
     if not manifest["has_predictor"]:
-        reason = f"{manifest['method']} has no transformation-conditioned predictor"
-        write_json(output, {**result, "applicable": False, "reason": reason})
-        return result
+        record = {
+            **result,
+            "applicable": False,
+            "reason": f"{manifest['method']} has no transformation-conditioned predictor",
+        }
+        write_json(output, record)
+        return record
     from sie.training.outputs import load_pretrained
 
     started = time.perf_counter()
