@@ -114,10 +114,17 @@ def _add_render_command(commands: Any) -> None:
 def _run_render(args: argparse.Namespace) -> int:
     variant = variant_from_arguments(args)
     from sie.data.render import render_shard
+    from sie.data.shards import shard_marker
 
     output = args.output or variant.output_dir
     report = render_shard(variant, args.shard, output, threads=args.threads, device=args.device)
-    print(json.dumps(report, sort_keys=True))
+    per_image = report["seconds_per_image"]
+    print(
+        f"render {variant.name} shard {args.shard}: {report['rendered_views']} views rendered, "
+        f"{report['skipped_views']} already done, "
+        f"{'-' if per_image is None else f'{per_image:.3f}'} s/image on {report['device']}, "
+        f"{report['wall_seconds']:.1f} s (report: {shard_marker(output, args.shard)})"
+    )
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -193,6 +195,8 @@ def test_validate_every_and_classification_requires_labels() -> None:
     settings = ProbeSettings(**{**CLASSIFY.__dict__, "epochs": 5, "validate_every": 2})
     history = classification(train, val, "all", 0, settings=settings).history
     assert ["val_top1" in record for record in history] == [False, True, False, True, True]
+    every_epoch = classification(train, val, "all", 0, settings=replace(settings, validate_every=1))
+    assert every_epoch.metrics == classification(train, val, "all", 0, settings=settings).metrics
     unlabelled = FeatureSplit(train.representations, train.latents, VIEWS)
     with pytest.raises(ValueError, match="labels"):
         classification(unlabelled, val, "all", 0, settings=settings)

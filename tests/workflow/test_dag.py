@@ -1,11 +1,15 @@
 """Dry runs, lint and formatting of the workflow (nothing is rendered)."""
 
 import math
+import re
 import subprocess
 import sys
 
 import pytest
+import yaml
 from workflow_helpers import PAPER_SPLIT, REPOSITORY, job_counts, run_snakemake, snakemake_environment
+
+from sie.models.methods import METHODS
 
 pytestmark = pytest.mark.workflow
 
@@ -43,6 +47,24 @@ def test_test_configuration_dag(tmp_path):
         run_snakemake(tmp_path, "-n", "--configfile", str(REPOSITORY / "configs/test.yaml")).stdout
     )
     assert counts["render_shard"] == 3 and counts["index_dataset"] == 1
+
+
+def test_mrr_table_builds_only_what_it_needs(tmp_path):
+    """`snakemake -n results/tables/mrr.tex`: methods with a predictor, their features and retrieval."""
+    test_config = yaml.safe_load((REPOSITORY / "configs/test.yaml").read_text())
+    with_predictor = [name for name in test_config["pretrain"]["methods"] if METHODS[name].has_predictor]
+    assert 0 < len(with_predictor) < len(test_config["pretrain"]["methods"])
+    result = run_snakemake(
+        tmp_path, "-n", "results/tables/mrr.tex", "--configfile", str(REPOSITORY / "configs/test.yaml")
+    )
+    counts = job_counts(result.stdout)
+    counts.pop("total", None)
+    dataset_jobs = {"render_shard": 3, "index_dataset": 1, "pack_dataset": 1}
+    per_method = {rule: len(with_predictor) for rule in ("pretrain", "features", "evaluate_predictor")}
+    assert counts == {**dataset_jobs, **per_method, "table": 1}
+    pretrained = set(re.findall(r"results/pretrain/test/(\w+)/seed0/model\.pt", result.stdout))
+    assert pretrained == set(with_predictor)
+    assert "results/tables/main" not in result.stdout
 
 
 def test_paper_configuration_shows_the_full_dag(tmp_path, paper_inputs):

@@ -77,7 +77,7 @@ class ProbeSettings:
     device: str = "cpu"
     hidden_dims: int = 1024
     val_pairs_per_object: int = 10
-    validate_every: int = 1
+    validate_every: int = 5  # validation curves every 5 epochs (and the last): it never changes training
     eval_batch_size: int = 8192
     max_resident_bytes: int = 8 * 1024**3
 
