@@ -62,20 +62,22 @@ def write_release_folder(
     synsets: Sequence[str],
     objects_per_class: int,
     views: int,
-    size: int,
+    size: int | tuple[int, int],
     latents: LatentSpace | None = None,
 ) -> Path:
     """A small dataset in the release layout without Blender: per class a base colour plus noise, as
-    JPEGs, and each view's latent from the paper's sampler. Returns ``root``."""
+    JPEGs of ``size`` pixels (square, or (height, width)), and each view's latent from the paper's
+    sampler. Returns ``root``."""
     generator = np.random.default_rng(0)
     space = latents or LatentSpace.paper()
+    height, width = (size, size) if isinstance(size, int) else size
     for synset in synsets:
         base = generator.integers(0, 256, size=3)
         for index in range(objects_per_class):
             object_dir = root / synset / f"object{index}"
             object_dir.mkdir(parents=True)
             for view in range(views):
-                noise = generator.integers(-40, 40, size=(size, size, 3))
+                noise = generator.integers(-40, 40, size=(height, width, 3))
                 pixels = np.clip(base + noise, 0, 255).astype(np.uint8)
                 Image.fromarray(pixels).save(object_dir / f"image_{view}.jpg", quality=95)
                 np.save(

@@ -11,7 +11,6 @@ from torchvision.io import ImageReadMode, decode_jpeg
 
 from sie.config import dataset_variant, resolve_config
 from sie.data.index import build_index
-from sie.data.latents import LatentSpace, sample_view_latent
 from sie.data.pairs import (
     PairSampler,
     ViewPairDataset,
@@ -22,6 +21,7 @@ from sie.data.pairs import (
 )
 from sie.data.readers import JpegReader, decode_image
 from sie.data.store import write_store
+from support import write_release_folder
 
 SYNSETS = ("02691156", "03001627", "03797390")
 VIEWS = 5
@@ -35,16 +35,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding 
 def dataset(tmp_path_factory):
     """Indexed and packed: 3 classes x 4 objects x 5 views of 24x20 JPEGs (9 train, 3 val objects)."""
     base = tmp_path_factory.mktemp("pairs")
-    generator = np.random.default_rng(1)
-    for synset in SYNSETS:
-        for index in range(4):
-            folder = base / "release" / synset / f"object{index}"
-            folder.mkdir(parents=True)
-            for view in range(VIEWS):
-                pixels = generator.integers(0, 256, size=(HEIGHT, WIDTH, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(folder / f"image_{view}.jpg", quality=90)
-                latent = sample_view_latent(LatentSpace.paper(), 0, f"{synset}/{index}", view)
-                np.save(folder / f"latent_{view}.npy", latent)
+    write_release_folder(base / "release", SYNSETS, 4, VIEWS, (HEIGHT, WIDTH))
     spec = {"source": "prerendered", "root": str(base / "release"), "views": VIEWS, "image_size": WIDTH}
     spec["split"] = {"val_fraction": 0.25}
     variant = dataset_variant("r", resolve_config({"datasets": {"r": spec}})["datasets"]["r"])

@@ -5,15 +5,14 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import sie.data.store as store
 from sie.config import dataset_variant, resolve_config
 from sie.data.index import build_index
-from sie.data.latents import LatentSpace, sample_view_latent
 from sie.data.layout import image_path, read_split_images
 from sie.data.readers import FileViews, PackedViews, PixelViews
 from sie.data.store import read_manifest, store_dir, write_store
+from support import write_release_folder
 
 SYNSETS = ("02691156", "03001627", "03797390")
 VIEWS = 4
@@ -21,18 +20,8 @@ WIDTH, HEIGHT = 24, 20
 
 
 def make_release_folder(root, objects_per_class=3, views=VIEWS):
-    """Classes x objects x views of WIDTH x HEIGHT random JPEGs with latents, in the release layout."""
-    generator = np.random.default_rng(0)
-    for synset in SYNSETS:
-        for index in range(objects_per_class):
-            folder = root / synset / f"object{index}"
-            folder.mkdir(parents=True)
-            for view in range(views):
-                pixels = generator.integers(0, 256, size=(HEIGHT, WIDTH, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(folder / f"image_{view}.jpg", quality=90)
-                latent = sample_view_latent(LatentSpace.paper(), 0, f"{synset}/{index}", view)
-                np.save(folder / f"latent_{view}.npy", latent)
-    return root
+    """Classes x objects x views of WIDTH x HEIGHT JPEGs with latents, in the release layout."""
+    return write_release_folder(root, SYNSETS, objects_per_class, views, (HEIGHT, WIDTH))
 
 
 def make_dataset(tmp_path):
