@@ -25,7 +25,9 @@ CURVES = (
 
 def read_metrics(run_dir: Path) -> list[dict]:
     """The JSON lines a pretraining run logged."""
-    path = run_dir / "metrics.jsonl"
+    from sie.training.log import METRICS_FILE
+
+    path = run_dir / METRICS_FILE
     return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 

@@ -117,10 +117,8 @@ def build_table(tidy: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     """
     rows = []
     for (variant, method), frame in tidy.groupby(["variant", "method"], sort=False):
-        if spec.predictor_only and not (frame["evaluation"] == "predictor").any():
-            continue
         if spec.predictor_only and frame.loc[frame["evaluation"] == "predictor", "value"].isna().all():
-            continue
+            continue  # no predictor evaluation, or one that does not apply
         row = {
             "variant": variant,
             "group": frame["group"].iloc[0],
@@ -196,10 +194,7 @@ def latex_table(table: pd.DataFrame, spec: TableSpec) -> str:
                 lines.append("\\addlinespace")
             lines.append(f"\\multicolumn{{{count + 2}}}{{l}}{{\\emph{{{GROUPS[group[1]]}}}}} \\\\")
             current = group
-        cells = [
-            cell(table, row, index, column, row in best[index], latex=True)
-            for index, column in enumerate(spec.columns)
-        ]
+        cells = row_cells(table, spec, row, best, latex=True)
         variant = escape_latex(str(table.at[row, "variant"]))
         lines.append(
             f"{variant} & {escape_latex(str(table.at[row, 'method']))} & " + " & ".join(cells) + " \\\\"
@@ -211,18 +206,12 @@ def latex_table(table: pd.DataFrame, spec: TableSpec) -> str:
 def markdown_table(table: pd.DataFrame, spec: TableSpec) -> str:
     """The same table in Markdown (for the README and the report)."""
     best = best_rows(table, spec)
-    headers = [
-        f"{group} {column.header}" for group, column in zip(_group_titles(spec), spec.columns, strict=True)
-    ]
     lines = [
-        "| Dataset | Group | Method | " + " | ".join(headers) + " |",
+        "| Dataset | Group | Method | " + " | ".join(_plain_headers(spec)) + " |",
         "|---|---|---|" + "---:|" * len(spec.columns),
     ]
     for row in table.index:
-        cells = [
-            cell(table, row, index, column, row in best[index], latex=False)
-            for index, column in enumerate(spec.columns)
-        ]
+        cells = row_cells(table, spec, row, best, latex=False)
         lines.append(
             f"| {table.at[row, 'variant']} | {GROUPS[table.at[row, 'group']]} | {table.at[row, 'method']} | "
             + " | ".join(cells)
@@ -236,14 +225,10 @@ def html_table(table: pd.DataFrame, spec: TableSpec) -> str:
     import html
 
     best = best_rows(table, spec)
-    headers = ["Dataset", "Group", "Method"] + [
-        f"{group} {column.header}" for group, column in zip(_group_titles(spec), spec.columns, strict=True)
-    ]
+    headers = ["Dataset", "Group", "Method", *_plain_headers(spec)]
     lines = ["<table>", "<tr>" + "".join(f"<th>{html.escape(header)}</th>" for header in headers) + "</tr>"]
     for row in table.index:
-        cells = [
-            cell(table, row, index, column, False, latex=False) for index, column in enumerate(spec.columns)
-        ]
+        cells = row_cells(table, spec, row, None, latex=False)
         cells = [f"<b>{text}</b>" if row in best[index] else text for index, text in enumerate(cells)]
         names = [str(table.at[row, "variant"]), GROUPS[table.at[row, "group"]], str(table.at[row, "method"])]
         lines.append(
@@ -256,13 +241,23 @@ def html_table(table: pd.DataFrame, spec: TableSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _group_titles(spec: TableSpec) -> list[str]:
-    """The header group title of every column, without LaTeX markup."""
+def row_cells(
+    table: pd.DataFrame, spec: TableSpec, row: int, best: dict[int, set[int]] | None, latex: bool
+) -> list[str]:
+    """The formatted value cells of one row; with ``best``, the best of each column in bold."""
+    return [
+        cell(table, row, index, column, best is not None and row in best[index], latex)
+        for index, column in enumerate(spec.columns)
+    ]
+
+
+def _plain_headers(spec: TableSpec) -> list[str]:
+    """The "<group title> <column header>" of every column, without LaTeX markup."""
     titles = []
     for title, width in spec.header_groups:
         plain = title.replace("$R^2$", "R²").replace("\\%", "%")
         titles += [plain] * width
-    return titles
+    return [f"{title} {column.header}" for title, column in zip(titles, spec.columns, strict=True)]
 
 
 def escape_latex(text: str) -> str:

@@ -84,8 +84,11 @@ def evaluation_files(config: Mapping[str, Any]) -> list[str]:
     return files
 
 
-TABLE_EVALUATIONS = {"main": ("classification", "rotation", "color"), "mrr": ("predictor",)}
-"""The evaluations each table reads."""
+def table_evaluations() -> dict[str, set[str]]:
+    """The evaluations each table reads (from the table specifications of ``sie.tables``)."""
+    from sie.tables import TABLES
+
+    return {name: {column.evaluation for column in spec.columns} for name, spec in TABLES.items()}
 
 
 def tables(config: Mapping[str, Any]) -> list[str]:
@@ -93,17 +96,18 @@ def tables(config: Mapping[str, Any]) -> list[str]:
     evaluations = set(config.get("evaluate", {}).get("evaluations", ()))
     if not pretrain_runs(config):
         return []
-    return [name for name, needed in TABLE_EVALUATIONS.items() if evaluations & set(needed)]
+    return [name for name, needed in table_evaluations().items() if evaluations & needed]
 
 
 def table_inputs(config: Mapping[str, Any], table: str) -> list[str]:
-    """The metrics files a table reads, and nothing more: the MRR table lists only methods with a
-    predictor, so it does not ask for the other methods to be trained."""
+    """The metrics files a table reads, and nothing more: a predictor-only table (MRR) lists only
+    methods with a predictor, so it does not ask for the other methods to be trained."""
     from sie.models.methods import METHODS
+    from sie.tables import TABLES
 
-    needed = TABLE_EVALUATIONS[table]
+    needed = table_evaluations()[table]
     files = [path for path in evaluation_files(config) if Path(path).name.split("-")[0] in needed]
-    if table == "mrr":
+    if TABLES[table].predictor_only:
         files = [path for path in files if METHODS[Path(path).parent.parent.name].has_predictor]
     return files
 

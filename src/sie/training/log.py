@@ -15,6 +15,9 @@ from typing import Any
 from sie.io import atomic_open
 from sie.progress import format_duration
 
+METRICS_FILE = "metrics.jsonl"
+"""JSON lines of the logged scalars, one object per logged step, in every run's output folder."""
+
 
 def truncate_json_lines(path: Path, last_step: int) -> None:
     """Keep only the records of ``path`` whose step is at most ``last_step``."""
@@ -37,7 +40,7 @@ class RunLog:
         self.start_step = start_step
         self.started = time.perf_counter()
         self.writer = None
-        self.json_path = output_dir / "metrics.jsonl"
+        self.json_path = output_dir / METRICS_FILE
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
