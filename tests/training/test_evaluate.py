@@ -1,6 +1,7 @@
 """Feature store and evaluations of a tiny pretrained model; strict loading of model files."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from sie.data.pairs import normalize
 from sie.data.readers import open_reader
 from sie.evaluate.features import compute_features, load_split
 from sie.evaluate.probes import ProbeSettings
-from sie.evaluate.run import RetrievalSettings, evaluate_predictor, evaluate_probe
+from sie.evaluate.run import PROBES, RetrievalSettings, evaluate_predictor, evaluate_probe
 from sie.training import checkpoint
 from sie.training.loop import pretrain
 from sie.training.outputs import load_pretrained
@@ -143,3 +144,53 @@ def test_parts_with_the_same_columns_are_trained_once(trained, tiny_dataset):
     )
     assert not by_part["equi"]["applicable"]
     assert json.loads((trained / "dedupe" / "color-inv.json").read_text())["part"] == "inv"
+
+
+@pytest.fixture
+def bench_modules(repository, monkeypatch):
+    """bench/evaluation.py and bench/original_protocol.py, importable."""
+    monkeypatch.syspath_prepend(str(repository / "bench"))
+    import evaluation
+    import original_protocol
+
+    return evaluation, original_protocol
+
+
+def test_bench_original_protocol_sees_the_stored_features_with_eval_mode_batchnorm(
+    trained, tiny_dataset, bench_modules
+):
+    _, original = bench_modules
+    settings = ProbeSettings(epochs=1, batch_size=4, hidden_dims=16, device="cpu")
+    probe = original.OriginalProbe(
+        trained / "SIE" / "model.pt", tiny_dataset, "rotation", "all", settings, original.Protocol("eval")
+    )
+    probe.model.backbone.eval()
+    (rows, _target), *_ = probe.draw("train", np.arange(4))
+    (images,) = probe.images("train", [rows])
+    stored = load_split(trained / "SIE" / "features", "train")
+    expected = np.concatenate([stored[rows[:4]], stored[rows[4:]]], axis=1)
+    np.testing.assert_allclose(probe.inputs(images).numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_bench_original_protocol_as_its_scripts_run_it_gives_the_lean_metrics(
+    trained, tiny_dataset, bench_modules
+):
+    _, original = bench_modules
+    # batches of 3 of the 9 training objects: train-mode BatchNorm refuses a batch of one, as the original
+    settings = ProbeSettings(epochs=2, batch_size=3, hidden_dims=16, device="cpu")
+    model = trained / "SIE" / "model.pt"
+    _, lean = original.run_original(model, tiny_dataset, settings, ["inv", "all"], original.Protocol("train"))
+    scripted_protocol = original.Protocol("train", loader_workers=1)
+    _, scripted = original.run_original(model, tiny_dataset, settings, ["inv", "all"], scripted_protocol)
+    assert scripted == lean
+    assert set(lean) == {f"{evaluation}-{part}" for evaluation in PROBES for part in ("inv", "all")}
+    with pytest.raises(ValueError, match="batchnorm must be one of"):
+        original.Protocol("frozen")
+
+
+def test_bench_seed_noise_rule(bench_modules):
+    evaluation, _ = bench_modules
+    difference, error, within = evaluation.within_noise([0.5, 0.6, 0.7], [0.4, 0.5, 0.6])
+    assert difference == pytest.approx(0.1) and error == pytest.approx(math.sqrt(2 * 0.01 / 3))
+    assert within  # 0.1 <= 2 * 0.0816
+    assert not evaluation.within_noise([0.9, 0.91, 0.92], [0.4, 0.41, 0.42])[2]

@@ -195,7 +195,7 @@ def _sources(
     return sources
 
 
-def _distinct_views(generator: np.random.Generator, count: int, views: int) -> tuple[np.ndarray, np.ndarray]:
+def distinct_views(generator: np.random.Generator, count: int, views: int) -> tuple[np.ndarray, np.ndarray]:
     """``count`` pairs of distinct views drawn uniformly (no replacement within a pair)."""
     if views < 2:
         raise ValueError("pair probes need at least 2 views per object")
@@ -336,7 +336,7 @@ def _pair_regression(
     def pairs(
         split: FeatureSplit, objects: np.ndarray, draw: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
-        first, second = _distinct_views(draw, len(objects), split.views)
+        first, second = distinct_views(draw, len(objects), split.views)
         rows_first, rows_second = objects * split.views + first, objects * split.views + second
         target = targets(np.asarray(split.latents[rows_first]), np.asarray(split.latents[rows_second]))
         return rows_first, rows_second, torch.from_numpy(target).to(device)

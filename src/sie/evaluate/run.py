@@ -161,7 +161,9 @@ def log_history(directory: Path, history: list[dict[str, float]]) -> None:
     """Per-epoch probe curves as TensorBoard scalars."""
     from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(log_dir=str(directory), purge_step=0)
+    # A queue that holds every scalar: with the default (10) each add_scalar waits for the writer thread.
+    scalars = sum(len(entry) for entry in history)
+    writer = SummaryWriter(log_dir=str(directory), purge_step=0, max_queue=scalars + 1, flush_secs=3600)
     for entry in history:
         for name, value in entry.items():
             if name != "epoch":
