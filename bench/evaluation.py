@@ -38,11 +38,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from original_protocol import Protocol, run_original
-from sie.evaluate.features import compute_features
+from sie.evaluate.features import compute_features, read_manifest
 from sie.evaluate.probes import PARTS, ProbeSettings
 from sie.evaluate.run import PROBES, evaluate_probe, part_reason
 
-SCRIPTED = "original, as its scripts run it"
+LEAN, SCRIPTED = "original, lean", "original, as its scripts run it"
 OURS, OURS_AS_ORIGINAL = "ours", "ours, 1 val pair/object"
 ORIGINALS = ("original, eval-mode BN", "original, train-mode BN")
 HEADLINE = {"classification": "top1", "rotation": "r2", "color": "r2"}
@@ -50,23 +50,25 @@ HEADLINE = {"classification": "top1", "rotation": "r2", "color": "r2"}
 Metrics = dict[str, dict[str, float]]
 
 
-def run_ours(model_path: Path, dataset: Path, settings: ProbeSettings, folder: Path) -> tuple[float, Metrics]:
-    """Features once, then every probe on them; returns (seconds, metrics by 'evaluation-part')."""
-    started = time.perf_counter()
-    manifest = compute_features(model_path, dataset, folder / "features", "cpu", 256)
+def probe_all(features: Path, dataset: Path, settings: ProbeSettings, folder: Path) -> Metrics:
+    """Every probe of every part the model has, on stored features; metrics by 'evaluation-part'."""
+    manifest = read_manifest(features)
     metrics = {}
     for evaluation in PROBES:
         for part in PARTS:
             if part_reason(manifest, part) is None:
                 output = folder / f"{evaluation}-{part}.json"
-                record = evaluate_probe(folder / "features", dataset, evaluation, part, output, settings)
+                record = evaluate_probe(features, dataset, evaluation, part, output, settings)
                 metrics[f"{evaluation}-{part}"] = record["metrics"]
+    return metrics
+
+
+def run_ours(model: Path, dataset: Path, settings: ProbeSettings, folder: Path) -> tuple[float, Metrics]:
+    """Features once (into ``folder``/features), then every probe on them; (seconds, metrics)."""
+    started = time.perf_counter()
+    compute_features(model, dataset, folder / "features", "cpu", 256)
+    metrics = probe_all(folder / "features", dataset, settings, folder)
     return time.perf_counter() - started, metrics
-
-
-def ours_for_seed(model: Path, dataset: Path, settings: ProbeSettings) -> tuple[float, Metrics]:
-    with tempfile.TemporaryDirectory(prefix="sie-bench-evaluation-") as temporary:
-        return run_ours(model, dataset, settings, Path(temporary))
 
 
 def headline(metrics: Metrics, key: str) -> float:
@@ -111,6 +113,38 @@ def print_comparison(rows: list[dict]) -> None:
         print(f"{row['probe']:<20} {row['metric']:<6} {cells}  {' / '.join(flags)}")
 
 
+def measure(
+    model: Path, dataset: Path, settings: ProbeSettings, seeds: int, workers: int
+) -> tuple[dict[str, list[Metrics]], dict[str, float], bool]:
+    """Metrics of every protocol for probe seeds 0..seeds-1, the wall times of seed 0, and whether the
+    original as its scripts run it gave the lean run's metrics."""
+    runs: dict[str, list[Metrics]] = {name: [] for name in (OURS, OURS_AS_ORIGINAL, *ORIGINALS)}
+    seconds: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="sie-bench-evaluation-") as temporary:
+        folder = Path(temporary)
+        features = folder / "features"
+        for seed in range(seeds):
+            seeded = dataclasses.replace(settings, seed=seed)
+            if seed == 0:  # timed: the feature pass and the probes
+                seconds[OURS], metrics = run_ours(model, dataset, seeded, folder)
+            else:  # the features do not depend on the probe seed
+                metrics = probe_all(features, dataset, seeded, folder)
+            runs[OURS].append(metrics)
+            one_pair = dataclasses.replace(seeded, val_pairs_per_object=1)
+            runs[OURS_AS_ORIGINAL].append(probe_all(features, dataset, one_pair, folder))
+            parts = [key.split("-")[1] for key in metrics if key.startswith("classification-")]
+            for batchnorm in ("eval", "train"):
+                elapsed, metrics = run_original(model, dataset, seeded, parts, Protocol(batchnorm=batchnorm))
+                runs[f"original, {batchnorm}-mode BN"].append(metrics)
+                if seed == 0 and batchnorm == "train":
+                    seconds[LEAN] = elapsed
+            print(f"seed {seed} done", file=sys.stderr, flush=True)
+    first_seed = dataclasses.replace(settings, seed=0)
+    scripted = Protocol(batchnorm="train", loader_workers=workers)
+    seconds[SCRIPTED], metrics = run_original(model, dataset, first_seed, parts, scripted)
+    return runs, seconds, metrics == runs["original, train-mode BN"][0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
@@ -126,42 +160,24 @@ def main() -> None:
         help="DataLoader workers of the original as its scripts run it (theirs: 10; default: --threads)",
     )
     arguments = parser.parse_args()
+    if arguments.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {arguments.seeds}")
     torch.set_num_threads(arguments.threads)
     workers = arguments.threads if arguments.loader_workers is None else arguments.loader_workers
     settings = ProbeSettings(epochs=arguments.epochs, batch_size=arguments.batch_size, device="cpu")
-    model, dataset = arguments.model, arguments.dataset
-    runs: dict[str, list[Metrics]] = {name: [] for name in (OURS, OURS_AS_ORIGINAL, *ORIGINALS)}
-    seconds: dict[str, float] = {}
-    for seed in range(arguments.seeds):
-        seeded = dataclasses.replace(settings, seed=seed)
-        elapsed, metrics = ours_for_seed(model, dataset, seeded)
-        runs[OURS].append(metrics)
-        one_pair = dataclasses.replace(seeded, val_pairs_per_object=1)
-        runs[OURS_AS_ORIGINAL].append(ours_for_seed(model, dataset, one_pair)[1])
-        parts = [key.split("-")[1] for key in metrics if key.startswith("classification-")]
-        for batchnorm in ("eval", "train"):
-            protocol = Protocol(batchnorm=batchnorm)
-            original_elapsed, metrics = run_original(model, dataset, seeded, parts, protocol)
-            runs[f"original, {batchnorm}-mode BN"].append(metrics)
-            if seed == 0 and batchnorm == "train":
-                seconds |= {"ours": elapsed, "original, lean": original_elapsed}
-        print(f"seed {seed} done", file=sys.stderr, flush=True)
-    scripted = Protocol(batchnorm="train", loader_workers=workers)
-    seconds[SCRIPTED], scripted_metrics = run_original(
-        model, dataset, dataclasses.replace(settings, seed=0), parts, scripted
-    )
-    same = scripted_metrics == runs["original, train-mode BN"][0]
+    runs, seconds, same = measure(arguments.model, arguments.dataset, settings, arguments.seeds, workers)
     rows = compare(runs)
     print(
-        f"model {model}, dataset {dataset}, {arguments.epochs} epochs, batch {arguments.batch_size}, "
-        f"{arguments.threads} threads, {len(rows)} probes, seeds 0-{arguments.seeds - 1}"
+        f"model {arguments.model}, dataset {arguments.dataset}, {arguments.epochs} epochs, "
+        f"batch {arguments.batch_size}, {arguments.threads} threads, {len(rows)} probes, "
+        f"seeds 0-{arguments.seeds - 1}"
     )
     print_comparison(rows)
-    ours, lean, scripted_seconds = (seconds[name] for name in ("ours", "original, lean", SCRIPTED))
+    ours, lean, scripted = (seconds[name] for name in (OURS, LEAN, SCRIPTED))
     print(
         f"wall time (seed 0): ours {ours:.1f} s; original protocol lean {lean:.1f} s ({lean / ours:.1f}x), "
-        f"as its scripts run it ({workers} loader workers) {scripted_seconds:.1f} s "
-        f"({scripted_seconds / ours:.1f}x); its metrics {'equal' if same else 'DIFFER from'} the lean run's"
+        f"as its scripts run it ({workers} loader workers) {scripted:.1f} s "
+        f"({scripted / ours:.1f}x); its metrics {'equal' if same else 'DIFFER from'} the lean run's"
     )
     print(json.dumps({"seconds": seconds, "loader_workers": workers, "comparison": rows, "runs": runs}))
 

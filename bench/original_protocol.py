@@ -6,7 +6,7 @@ Two ways to run it:
 - ``lean``: only what makes the protocol (the backbone forwards, the head, the optimiser and the
   original's validation on one random view or pair per val object every epoch): the least any
   implementation of this protocol can cost;
-- ``as the scripts run it`` (``loader_workers`` set and a ``run_dir``): also what the original scripts do
+- ``as the scripts run it`` (``loader_workers`` set): also what the original scripts do
   every epoch: a fresh DataLoader (``num_workers`` processes, not persistent) for the train and for the
   val objects, ``model.pth`` (head, backbone, optimiser) overwritten, TensorBoard scalars (train every 10
   steps, val every epoch).
@@ -35,13 +35,14 @@ from sie.data.readers import open_reader
 from sie.evaluate.probes import (
     ProbeSettings,
     build_head,
+    classification_summary,
     color_targets,
     distinct_views,
     feature_slice,
+    regression_summary,
     rotation_targets,
 )
 from sie.evaluate.run import PROBES
-from sie.models.losses import global_r2
 from sie.training.outputs import load_pretrained
 
 BATCHNORM_MODES = ("train", "eval")
@@ -54,6 +55,11 @@ class Protocol:
 
     batchnorm: str = "train"
     loader_workers: int | None = None  # None: lean (images read in the main process, no files written)
+
+    @property
+    def scripted(self) -> bool:
+        """As the original scripts run it: DataLoaders, model.pth and TensorBoard every epoch."""
+        return self.loader_workers is not None
 
     def __post_init__(self) -> None:
         if self.batchnorm not in BATCHNORM_MODES:
@@ -88,7 +94,7 @@ class OriginalProbe:
     ) -> None:
         self.model, payload = load_pretrained(model_path)
         self.normalization = (payload["normalization"]["mean"], payload["normalization"]["std"])
-        self.dataset, self.evaluation, self.settings, self.protocol = dataset, evaluation, settings, protocol
+        self.evaluation, self.settings, self.protocol = evaluation, settings, protocol
         self.readers = {split: open_reader(dataset, split) for split in ("train", "val")}
         self.latents = {split: np.load(dataset / f"all_latents_{split}.npy") for split in self.readers}
         self.labels = {split: np.load(dataset / f"{split}_labels.npy") for split in self.readers}
@@ -104,10 +110,13 @@ class OriginalProbe:
             self.head.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
         )
         self.run_dir, self.writer, self.step = run_dir, None, 0
-        if protocol.loader_workers is not None and run_dir is not None:
+        if protocol.scripted:
+            if run_dir is None:
+                raise ValueError("the protocol as the scripts run it writes model.pth: give a run_dir")
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+            self.datasets = {split: RowImages(dataset, split, self.normalization) for split in self.readers}
 
     def draw(self, split: str, objects: np.ndarray) -> list[tuple[np.ndarray, torch.Tensor]]:
         """Rows (first views, then second views for pairs) and targets of each batch of an epoch."""
@@ -127,12 +136,12 @@ class OriginalProbe:
 
     def images(self, split: str, rows: list[np.ndarray]) -> Iterator[torch.Tensor]:
         """Normalised images of each batch of rows: in this process (lean) or from a fresh DataLoader."""
-        if self.protocol.loader_workers is None:
+        if not self.protocol.scripted:
             for batch in rows:
                 yield normalize(self.readers[split].read_images(batch), *self.normalization)
             return
-        yield from DataLoader(
-            RowImages(self.dataset, split, self.normalization),
+        yield from DataLoader(  # created every epoch: its workers start anew, as the original's
+            self.datasets[split],
             batch_sampler=[batch.tolist() for batch in rows],
             num_workers=self.protocol.loader_workers,
         )
@@ -145,9 +154,8 @@ class OriginalProbe:
         return torch.cat(features, dim=1)
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.evaluation == "classification":
-            return functional.cross_entropy(output, target)
-        return functional.mse_loss(output, target)
+        loss = functional.cross_entropy if self.evaluation == "classification" else functional.mse_loss
+        return loss(output, target)
 
     def run(self) -> dict[str, float]:
         """Train every epoch from images; the last epoch's validation metrics."""
@@ -184,16 +192,12 @@ class OriginalProbe:
             for images in self.images("val", [rows for rows, _ in batches]):
                 outputs.append(self.head(self.inputs(images)))
         output, target = torch.cat(outputs), torch.cat([target for _, target in batches])
-        if self.evaluation == "classification":
-            return {"top1": float((output.argmax(1) == target).double().mean())}
-        return {
-            "r2": float(global_r2(output.double(), target.double())),
-            "mse": float(self.loss(output, target)),
-        }
+        summarise = classification_summary if self.evaluation == "classification" else regression_summary
+        return summarise(output, target)
 
     def end_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         """As the scripts: val scalars to TensorBoard and model.pth overwritten (only when not lean)."""
-        if self.writer is None or self.run_dir is None:
+        if self.writer is None or self.run_dir is None:  # lean: nothing written
             return
         for name, value in metrics.items():
             self.writer.add_scalar(f"Metrics/val_{name}", value, epoch)
@@ -214,7 +218,7 @@ def run_original(
         for evaluation in PROBES:
             for part in parts:
                 run_dir = Path(temporary) / f"{evaluation}-{part}"
-                run_dir.mkdir()
+                run_dir.mkdir()  # used only as the scripts run it
                 probe = OriginalProbe(model_path, dataset, evaluation, part, settings, protocol, run_dir)
                 metrics[f"{evaluation}-{part}"] = probe.run()
     return time.perf_counter() - started, metrics

@@ -260,7 +260,8 @@ def _evaluate(
     return summarise(torch.cat([output for output, _ in pairs]), torch.cat([target for _, target in pairs]))
 
 
-def _classification_summary(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+def classification_summary(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """``top1``, ``top5`` (fractions) and cross-entropy ``loss`` of logits against labels."""
     ranks = true_class_ranks(logits, labels)
     return {
         "top1": float((ranks <= 1).double().mean()),
@@ -269,7 +270,8 @@ def _classification_summary(logits: torch.Tensor, labels: torch.Tensor) -> dict[
     }
 
 
-def _regression_summary(prediction: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+def regression_summary(prediction: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """Global ``r2`` (reference 4.6, in float64) and ``mse`` of predictions against targets."""
     return {
         "r2": float(global_r2(prediction.double(), target.double())),
         "mse": float(functional.mse_loss(prediction, target)),
@@ -315,7 +317,7 @@ def classification(
             yield val_source.gather_range(batch.start, batch.stop), val_labels[batch]
 
     loss = functional.cross_entropy
-    return _fit(model.to(device), settings, epoch_batches, val_batches, loss, _classification_summary)
+    return _fit(model.to(device), settings, epoch_batches, val_batches, loss, classification_summary)
 
 
 def _pair_regression(
@@ -363,7 +365,7 @@ def _pair_regression(
             yield inputs, val_target[batch]
 
     return _fit(
-        model.to(device), settings, epoch_batches, val_batches, functional.mse_loss, _regression_summary
+        model.to(device), settings, epoch_batches, val_batches, functional.mse_loss, regression_summary
     )
 
 
