@@ -10,6 +10,7 @@ about 1 ms, a tenth of a small render.)
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import json
 import os
@@ -38,8 +39,60 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     try:
         yield temporary_path
         os.replace(temporary_path, destination)
+    except OSError as error:
+        if error.errno in STORAGE_ERRORS:
+            raise OSError(error.errno, error.strerror, str(destination)) from error
+        raise
     finally:
         temporary_path.unlink(missing_ok=True)
+
+
+STORAGE_ERRORS = {
+    errno.ENOSPC: "the disk is full: free space on it (or put results/ on a larger disk), then run the "
+    "same command again; nothing finished is lost",
+    errno.EDQUOT: "the disk quota is exceeded: free space (or put results/ elsewhere), then run again",
+    errno.EROFS: "the file system is read-only: run from a checkout whose results/ is writable, or "
+    "point the output elsewhere",
+    errno.EACCES: "permission denied: make the folder writable for this user, or point the output elsewhere",
+    errno.EPERM: "operation not permitted: make the folder writable for this user, or point the "
+    "output elsewhere",
+    errno.EFBIG: "the file is larger than this file system allows: put results/ on another file system",
+    errno.EIO: "input/output error: the disk or network file system failed; check it, then run again",
+}
+"""Errors of the storage a user can cause or fix, with the fix (see ``describe_os_error``)."""
+
+
+def describe_os_error(error: OSError) -> str:
+    """``<file>: <cause>; <fix>`` for an operating-system error, naming the file when known."""
+    cause = error.strerror or str(error)
+    fix = STORAGE_ERRORS.get(error.errno)
+    text = f"{error.filename}: {cause}" if error.filename else cause
+    return f"{text} ({fix})" if fix else text
+
+
+def ensure_writable(*folders: str | os.PathLike[str]) -> None:
+    """Check, before long work starts, that a file can be written in each folder (or, for a folder
+    not created yet, in its nearest existing parent); creates nothing."""
+    for folder in map(Path, folders):
+        existing = folder.absolute()
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        probe = existing / f".sie-write-check.{os.getpid()}"
+        try:
+            descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(descriptor, b"x")
+            finally:
+                os.close(descriptor)
+            probe.unlink()
+        except OSError as error:
+            raise OSError(error.errno, f"cannot write here: {error.strerror}", str(folder)) from error
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (storage errors name ``path``)."""
+    with atomic_open(path, "wb") as stream:
+        stream.write(data)
 
 
 @contextlib.contextmanager

@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from sie.io import atomic_open
+from sie.paths import METRICS_LOG_FILE
 from sie.progress import format_duration
-
-METRICS_FILE = "metrics.jsonl"
-"""JSON lines of the logged scalars, one object per logged step, in every run's output folder."""
 
 
 def truncate_json_lines(path: Path, last_step: int) -> None:
@@ -40,7 +38,7 @@ class RunLog:
         self.start_step = start_step
         self.started = time.perf_counter()
         self.writer = None
-        self.json_path = output_dir / METRICS_FILE
+        self.json_path = output_dir / METRICS_LOG_FILE
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -56,8 +54,11 @@ class RunLog:
             return
         for name, value in scalars.items():
             self.writer.add_scalar(name, value, step)
-        with open(self.json_path, "a") as stream:
-            stream.write(json.dumps({"step": step, **text, **scalars}, sort_keys=True) + "\n")
+        try:
+            with open(self.json_path, "a") as stream:
+                stream.write(json.dumps({"step": step, **text, **scalars}, sort_keys=True) + "\n")
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, str(self.json_path)) from error
 
     def progress(self, step: int, epoch: int, epochs: int, loss: float, images_per_second: float) -> None:
         """One progress line with an ETA from this session's speed."""
