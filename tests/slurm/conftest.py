@@ -7,15 +7,18 @@ from collections.abc import Iterator
 import pytest
 from local_slurm import LocalSlurm, SlurmUnavailable
 
+from leftovers import describe
+
 
 @pytest.fixture(scope="session")
-def slurm_cluster() -> Iterator[LocalSlurm]:
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSlurm]:
     """A running two-node cluster (partition ``sietest``, nodes n1 and n2 with 2 CPUs each).
 
     Skips when not root, when the packages cannot be installed or when the Slurm ports are taken;
-    fails when the daemons start but the nodes never become idle. Stops everything it started.
+    fails when the daemons start but the nodes never become idle. Stops everything it started, the
+    jobs' processes included, and fails (naming them) if any process of the cluster survives that.
     """
-    cluster = LocalSlurm()
+    cluster = LocalSlurm(work_folders=(tmp_path_factory.getbasetemp(),))
     try:
         cluster.start()
     except SlurmUnavailable as reason:
@@ -28,3 +31,8 @@ def slurm_cluster() -> Iterator[LocalSlurm]:
         yield cluster
     finally:
         cluster.stop()
+        survivors = cluster.survivors()
+        if survivors:
+            pytest.fail(
+                f"{len(survivors)} process(es) of the test cluster survived its stop:\n{describe(survivors)}"
+            )

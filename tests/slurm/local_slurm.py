@@ -8,7 +8,10 @@ SLURM_CONF from the environment of the commands it runs, so no other path reache
 
 :class:`LocalSlurm` starts exactly the daemons it needs and stops exactly those (by PID) again; a
 munged that already answers is reused and left running, a file already at /etc/slurm/slurm.conf is
-backed up and put back. Anything that prevents a clean set-up (not root, apt failing, ports in use)
+backed up and put back. Stopping cancels every job and waits for the jobs to end, then kills whatever
+the jobs left running (an orphaned job step carries the cluster's name in its environment, or works in
+the state or the tests' folders; see tests/leftovers.py); :meth:`LocalSlurm.survivors` tells whether
+anything survived. Anything that prevents a clean set-up (not root, apt failing, ports in use)
 raises :class:`SlurmUnavailable`, which the fixture turns into a skip.
 """
 
@@ -23,8 +26,11 @@ import socket
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import leftovers
 
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 MUNGE_KEY = Path("/etc/munge/munge.key")
@@ -38,6 +44,11 @@ NODE_PORTS = {"n1": 6818, "n2": 6828}
 CPUS_PER_NODE = 2
 MEMORY_PER_NODE_MB = 8000
 PARTITION = "sietest"
+CLUSTER_NAME = "sietest"
+# Slurm puts the cluster's name in the environment of every process of a job (the SLURM executor's
+# job step keeps it too): this is how processes of the test cluster's jobs are recognised.
+JOB_MARKER = f"SLURM_CLUSTER_NAME={CLUSTER_NAME}"
+ACTIVE_STATES = "PENDING,RUNNING,COMPLETING,SUSPENDED,CONFIGURING,REQUEUED,RESIZING,SIGNALING,STAGE_OUT"
 
 
 class SlurmUnavailable(RuntimeError):
@@ -79,7 +90,7 @@ def slurm_conf_text(state: Path, hostname: str) -> str:
     )
     return f"""\
 # Test cluster of tests/slurm (written by tests/slurm/local_slurm.py; removed at the end of the tests).
-ClusterName=sietest
+ClusterName={CLUSTER_NAME}
 SlurmctldHost={hostname}(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
@@ -202,6 +213,10 @@ class LocalSlurm:
     backup: Path | None = None
     wrote_conf: bool = False
     created_etc_slurm: bool = False
+    # folders the tests' jobs work in (pytest's base temporary folder): a process there is theirs
+    work_folders: tuple[Path, ...] = ()
+    # processes of jobs still alive after the jobs ended, killed by stop()
+    swept: list[leftovers.Process] = field(default_factory=list)
 
     partition: str = PARTITION
     nodes: tuple[str, ...] = tuple(NODE_PORTS)
@@ -311,41 +326,86 @@ class LocalSlurm:
         names = ["slurmctld.log", *(f"slurmd-{node}.log" for node in NODE_PORTS)]
         return "\n".join(f"--- {name}\n{tail(self.state / name, 1500)}" for name in names)
 
+    @property
+    def started_daemons(self) -> bool:
+        """True once this object started slurmctld (then the jobs on the cluster are the tests')."""
+        return "slurmctld" in self.processes
+
     def stop(self) -> None:
-        """Cancel our jobs, stop exactly the daemons started here, restore /etc/slurm, remove the state."""
+        """Cancel every job and wait for them to end, stop exactly the daemons started here, kill what
+        the jobs left running, restore /etc/slurm, remove the state."""
+        daemon_children: set[int] = set()
         try:
-            if "slurmctld" in self.processes and self.processes["slurmctld"].poll() is None:
+            if self.started_daemons and self.processes["slurmctld"].poll() is None:
                 self._cancel_all_jobs()
         finally:
+            everything = leftovers.live_processes()
+            for process in self.processes.values():  # slurmctld's slurmscriptd, for one
+                daemon_children |= leftovers.descendants(process.pid, everything)
             for name in [name for name in self.processes if name.startswith("slurmd-")]:
                 stop_process(self.processes[name])
             for pid in processes_holding(self.state, "slurmstepd"):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+            self.stop_escaped_processes()
             for name in ("slurmctld", "munged"):
                 if name in self.processes:
                     stop_process(self.processes[name])
+            alive = [leftovers.read_process(pid) for pid in daemon_children]
+            leftovers.kill(process for process in alive if process is not None)
             self._restore_config()
             shutil.rmtree(self.state, ignore_errors=True)
 
+    def stop_escaped_processes(self, warn: bool = True) -> list[leftovers.Process]:
+        """Kill the processes of jobs that outlived their job, and return them (with a warning naming
+        them, unless ``warn`` is false: the caller expected them).
+
+        proctrack/linuxproc finds a job's processes by walking the process tree from its slurmstepd,
+        so one re-parented to PID 1 (double fork, dead parent step) survives scancel. Such a process
+        still carries the cluster's name in its environment and still works in the job's folder. Only
+        on a cluster started here: another session's cluster of the same name is not ours to touch.
+        """
+        if not self.started_daemons:
+            return []
+        swept = leftovers.sweep([self.state, *self.work_folders], [JOB_MARKER])
+        self.swept.extend(swept)
+        if swept and warn:
+            warnings.warn(
+                f"killed {len(swept)} process(es) of Slurm jobs that outlived their jobs:\n"
+                + leftovers.describe(swept),
+                stacklevel=2,
+            )
+        return swept
+
+    def survivors(self) -> list[leftovers.Process]:
+        """Processes of this cluster still alive (its daemons, its jobs'; none after a clean stop)."""
+        if not self.started_daemons:
+            return []
+        alive = [process for process in self.processes.values() if process.poll() is None]
+        found = leftovers.left_behind([self.state, *self.work_folders], [JOB_MARKER])
+        daemons = [leftovers.read_process(process.pid) for process in alive]
+        return [process for process in daemons if process is not None] + found
+
     def _cancel_all_jobs(self, timeout: float = 60) -> None:
-        squeue, scancel = program("squeue") or "squeue", program("scancel") or "scancel"
-        listing = subprocess.run([squeue, "-h", "-o", "%i"], capture_output=True, text=True, timeout=30)
-        jobs = listing.stdout.split()
+        """scancel every job still active (their steps with them), then wait until none is."""
+        jobs = self.active_jobs()
         if not jobs:
             return
-        subprocess.run([scancel, *jobs], capture_output=True, timeout=30)
+        subprocess.run([program("scancel") or "scancel", *jobs], capture_output=True, timeout=30)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            active = subprocess.run(
-                [squeue, "-h", "-t", "PENDING,RUNNING,COMPLETING,SUSPENDED,CONFIGURING", "-o", "%i"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            if not active.stdout.split():
-                return
+        while self.active_jobs() and time.monotonic() < deadline:
             time.sleep(0.5)
+
+    def active_jobs(self) -> list[str]:
+        """Ids of the jobs pending, running or ending on the cluster ([] when it does not answer)."""
+        squeue = program("squeue") or "squeue"
+        try:
+            listing = subprocess.run(
+                [squeue, "-h", "-t", ACTIVE_STATES, "-o", "%i"], capture_output=True, text=True, timeout=30
+            )
+        except subprocess.TimeoutExpired:
+            return []
+        return listing.stdout.split() if listing.returncode == 0 else []
 
     def _restore_config(self) -> None:
         if self.wrote_conf:

@@ -3,6 +3,7 @@ timeout, Slurm queries, a tiny dataset in the release layout, and small configur
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from local_slurm import ACTIVE_STATES
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SNAKEFILE = REPOSITORY / "Snakefile"
@@ -67,6 +69,7 @@ class Run:
 
     def __init__(self, command: list[str], workdir: Path, name: str) -> None:
         self.command = command
+        self.workdir = workdir
         self.output_path = workdir / f"{name}.snakemake.out"
         self.started = time.monotonic()
         with open(self.output_path, "w") as output:
@@ -93,22 +96,29 @@ class Run:
         """Wait for the exit status; past ``timeout`` stop it (SIGINT, then SIGKILL) and fail the test."""
         remaining = max(1.0, timeout - (time.monotonic() - self.started))
         try:
-            return self.process.wait(timeout=remaining)
+            status = self.process.wait(timeout=remaining)
+            kill_group(self.process.pid)  # local jobs that outlived Snakemake, if any
+            return status
         except subprocess.TimeoutExpired:
             self.stop()
             pytest.fail(f"snakemake still running after {timeout:.0f} s:\n{self.output[-6000:]}")
         raise AssertionError("unreachable")
 
     def stop(self) -> None:
-        """Stop the run (Snakemake's SLURM executor ignores SIGTERM; SIGINT makes it cancel its jobs)."""
-        if not self.running():
-            return
-        os.killpg(self.process.pid, signal.SIGINT)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        """Stop the run (Snakemake's SLURM executor ignores SIGTERM; SIGINT makes it cancel its jobs),
+        then cancel whatever job of its working directory is still active and wait for it to end."""
+        if self.running():
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                kill_group(self.process.pid)
+                self.process.wait(timeout=30)
+        kill_group(self.process.pid)
+        # best effort: without a cluster (a local run) there is nothing to cancel, and the cluster's
+        # own stop cancels every job anyway
+        with contextlib.suppress(RuntimeError, OSError, subprocess.TimeoutExpired):
+            cancel_jobs_in(self.workdir)
 
     def check(self, timeout: float) -> str:
         """Wait for success; fail the test with Snakemake's output otherwise. Returns the output."""
@@ -116,6 +126,28 @@ class Run:
         if status != 0:
             pytest.fail(f"snakemake exited with {status}:\n{self.output[-8000:]}")
         return self.output
+
+
+def kill_group(group: int) -> None:
+    """SIGKILL what is left of a process group (nothing when it is gone)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGKILL)
+
+
+def active_jobs_in(workdir: Path) -> list[str]:
+    """Ids of the jobs working in ``workdir`` that are pending, running or ending."""
+    listing = slurm("squeue", "-h", "-t", ACTIVE_STATES, "-o", "%i|%Z")
+    jobs = (line.split("|", 1) for line in listing.splitlines() if "|" in line)
+    return [job for job, directory in jobs if Path(directory).resolve() == workdir.resolve()]
+
+
+def cancel_jobs_in(workdir: Path, timeout: float = 60) -> None:
+    """scancel the jobs still active in ``workdir`` (a stopped Snakemake's) and wait until they end."""
+    jobs = active_jobs_in(workdir)
+    if not jobs:
+        return
+    slurm("scancel", *jobs)
+    wait_for(lambda: not active_jobs_in(workdir), timeout, f"jobs {', '.join(jobs)} to end after scancel")
 
 
 def run_snakemake(command: list[str], workdir: Path, name: str, timeout: float) -> str:
@@ -182,8 +214,11 @@ def without_wrap(call: str) -> str:
     return call.split(" --wrap=", 1)[0] + ' --wrap="..."'
 
 
-def tiny_training_config(path: Path, release: Path, methods: Sequence[str], epochs: int) -> Path:
-    """A configuration training ``methods`` on the prerendered tiny dataset (variant ``tiny``)."""
+def tiny_training_config(
+    path: Path, release: Path, methods: Sequence[str], epochs: int, lr: float | None = None
+) -> Path:
+    """A configuration training ``methods`` on the prerendered tiny dataset (variant ``tiny``), with
+    the default learning rate unless ``lr`` is given."""
     config = {
         "datasets": {
             "tiny": {
@@ -208,6 +243,8 @@ def tiny_training_config(path: Path, release: Path, methods: Sequence[str], epoc
             },
         },
     }
+    if lr is not None:
+        config["pretrain"]["training"]["lr"] = lr
     path.write_text(yaml.safe_dump(config))
     return path
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import pytest
 import yaml
 from slurm_helpers import (
@@ -24,8 +23,10 @@ from slurm_helpers import (
     SYNSETS,
     TEST_CONFIG,
     TEST_PROFILE,
+    TINY_MODEL,
     VIEWS,
     Run,
+    active_jobs_in,
     derived_profile,
     environment,
     job_fields,
@@ -43,7 +44,11 @@ from slurm_helpers import (
     without_wrap,
 )
 
+from equivalence import assert_checkpoints_agree, assert_losses_agree
+from leftovers import describe, read_process, still_running
 from sie.config import load_config_files, resolve_config
+from sie.models.methods import ModelConfig, build_model
+from sie.training import checkpoint
 from sie.workflow import evaluation_files
 from support import job_counts, write_paper_inputs, write_release_folder
 
@@ -199,7 +204,9 @@ def test_test_configuration_end_to_end(slurm_cluster, tmp_path):
 
 def test_two_node_pretraining_equals_one_process(slurm_cluster, tmp_path):
     release = write_release_folder(tmp_path / "release", SYNSETS, OBJECTS_PER_CLASS, VIEWS, 32)
-    config = tiny_training_config(tmp_path / "two_nodes.yaml", release, ["SIE"], epochs=2)
+    # lr 1e-30 (the schema wants lr > 0): the weights stay put, so the comparison is well defined
+    # (tests/equivalence.py says why and how closely)
+    config = tiny_training_config(tmp_path / "two_nodes.yaml", release, ["SIE"], epochs=2, lr=1e-30)
     target = "results/pretrain/tiny/SIE/seed0/summary.json"
     local = tmp_path / "local"
     local.mkdir()
@@ -246,11 +253,33 @@ def test_two_node_pretraining_equals_one_process(slurm_cluster, tmp_path):
     assert (launch["world_size"], launch["launcher"]) == (2, "slurm")
     assert json.loads((one / "config.json").read_text())["world_size"] == 1
     single, double = metrics(one), metrics(two)
-    assert [record["step"] for record in double] == [record["step"] for record in single] == [1, 2, 3, 4]
-    for name in LOSSES:
-        np.testing.assert_allclose(
-            [record[name] for record in double], [record[name] for record in single], rtol=1e-4, err_msg=name
-        )
+    assert [record["step"] for record in single] == [1, 2, 3, 4]
+    assert set(LOSSES) <= set(single[0])
+    assert_losses_agree(single, double)
+    model = build_model("SIE", ModelConfig(**TINY_MODEL, num_classes=len(SYNSETS)))
+    checkpoints = [checkpoint.load(checkpoint_of(folder, "SIE")) for folder in (local, distributed)]
+    assert_checkpoints_agree(*checkpoints, model)
+
+
+def test_a_process_that_escapes_its_job_is_found_and_stopped(slurm_cluster, tmp_path):
+    """What the cluster's stop does after scancel: a job's process re-parented to PID 1 (here by a
+    double fork; in practice when its job step dies first) outlives the job, and is killed by PID."""
+    pid_file = tmp_path / "escaped.pid"
+    script = f"(setsid sleep 600 & echo $! > {pid_file}); sleep 600"
+    log = tmp_path / "job.log"
+    job = slurm("sbatch", "--parsable", "-D", str(tmp_path), "-o", str(log), "--wrap", script).strip()
+    job = job.split(";")[0]  # "id" or "id;cluster"
+    started = wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), 60, "the job to start")
+    escaped = int(started)
+    slurm("scancel", job)
+    wait_for(lambda: job_fields(job)["JobState"] == "CANCELLED", 60, "the job to be cancelled")
+    wait_for(lambda: not active_jobs_in(tmp_path), 60, "the job to end")
+    survivor = read_process(escaped)
+    assert survivor is not None and "sleep" in survivor.command, "Slurm now stops escaped processes"
+    with pytest.warns(UserWarning, match="outlived their jobs"):
+        stopped = slurm_cluster.stop_escaped_processes()
+    assert escaped in [process.pid for process in stopped], describe(stopped)
+    assert read_process(escaped) is None or not still_running(survivor)
 
 
 # ------------------------------------------------------------------------- requeue and stop signal
@@ -307,7 +336,10 @@ def interrupted_runs(slurm_cluster, tmp_path_factory) -> SimpleNamespace:
         status = run.wait(timeout=480)
     finally:
         run.stop()
-    return SimpleNamespace(workdir=workdir, jobs=jobs, status=status, output=run.output)
+        # On this cluster (proctrack/linuxproc) the requeue leaves the first run's job-step Snakemake
+        # behind: re-parented to PID 1 when its batch shell is killed, it waits for its outputs.
+        escaped = slurm_cluster.stop_escaped_processes(warn=False)
+    return SimpleNamespace(workdir=workdir, jobs=jobs, status=status, output=run.output, escaped=escaped)
 
 
 def checkpoint_of(workdir: Path, method: str) -> Path:
