@@ -3,7 +3,8 @@
 
 One step = both views through the backbone and projectors, the loss, backward and an Adam update (the
 online probes included), as in ``sie pretrain``. On a GPU it also compares fp32, bf16 autocast and
-channels-last; on a CPU it runs fp32. Usage::
+channels-last; on a CPU it runs fp32 (``bench/gpu.py`` adds fp16, ``torch.compile`` and the largest
+batch that fits). Usage::
 
     .venv/bin/python bench/train.py [--method SIE] [--arch resnet18] [--width 64] [--size 256] [--batch 64]
 """
@@ -18,6 +19,8 @@ import torch
 
 from sie.models.methods import ModelConfig, build_model
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
 
 def images_per_second(
     method: str,
@@ -29,30 +32,41 @@ def images_per_second(
     channels_last: bool,
     steps: int,
     warmup: int,
+    compile_model: bool = False,
 ) -> float:
-    """Two views per pair: images/s = 2 x batch x steps / seconds."""
-    torch.manual_seed(0)
+    """Two views per pair: images/s = 2 x batch x steps / seconds.
+
+    ``precision`` is fp32, bf16 or fp16 (autocast; fp16 with the training loop's gradient scaler);
+    ``compile_model`` wraps the model in ``torch.compile`` (compiled during the warm-up steps).
+    """
+    torch.manual_seed(0)  # the model's initialisation
     model = build_model(method, config).to(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    trained = torch.compile(model) if compile_model else model
+    generator = torch.Generator(device=device).manual_seed(0)
     views = [
-        torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=memory_format)
+        torch.randn(batch, 3, size, size, device=device, generator=generator).contiguous(
+            memory_format=memory_format
+        )
         for _ in range(2)
     ]
-    latent = torch.randn(batch, 4, device=device)
-    labels = torch.randint(0, config.num_classes, (batch,), device=device)
-    dtype = {"fp32": None, "bf16": torch.bfloat16}[precision]
+    latent = torch.randn(batch, 4, device=device, generator=generator)
+    labels = torch.randint(0, config.num_classes, (batch,), device=device, generator=generator)
+    dtype = PRECISIONS[precision]
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     for step in range(warmup + steps):
         if step == warmup:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             started = time.perf_counter()
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            output = model(*views, latent, labels)
+            output = trained(*views, latent, labels)
         optimizer.zero_grad(set_to_none=True)
-        output.loss.backward()
-        optimizer.step()
+        scaler.scale(output.loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
     if device.type == "cuda":
         torch.cuda.synchronize()
     return 2 * batch * steps / (time.perf_counter() - started)
