@@ -5,10 +5,14 @@
 
 from snakemake.utils import min_version
 
+from sie.workflow import check_config_file
+
 min_version("9.0")
 
 
 if not workflow.overwrite_configfiles:
+    # Snakemake's own message for a malformed file names neither the file nor the line.
+    check_config_file("config.yaml")
 
     configfile: "config.yaml"
 

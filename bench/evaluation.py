@@ -15,8 +15,8 @@ rotation and colour on 10 fixed pairs per val object; the original on one random
 R² on fewer pairs is lower on average, so the comparison uses ours validated on one pair per object too
 ("ours, 1 val pair/object"), against the original protocol with eval-mode BatchNorm (the features we
 store: the protocols then differ only in feature reuse) and as shipped with train-mode BatchNorm
-(quirk 11). A metric is "within seed noise" when the means differ by at most two standard errors of
-that difference. Usage::
+(docs/differences.md#probe-batchnorm). A metric is "within seed noise" when the means differ by at
+most two standard errors of that difference. Usage::
 
     .venv/bin/python bench/evaluation.py --model results/pretrain/test/SIE/seed0/model.pt \\
         --dataset results/datasets/test [--epochs 300] [--seeds 5] [--threads 2] [--loader-workers 2]

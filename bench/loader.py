@@ -36,7 +36,8 @@ from sie.data.index import build_index
 from sie.data.latents import LatentSpace, sample_view_latent
 from sie.data.layout import image_path, latent_path, read_split_images
 from sie.data.pairs import PairSampler, load_pair_dataset, make_loader
-from sie.data.store import dataset_layout, write_store
+from sie.data.store import dataset_layout, store_dir, write_store
+from sie.paths import MANIFEST_FILE, images_file, labels_file
 
 
 def synthetic_image(generator: np.random.Generator, size: int) -> Image.Image:
@@ -77,8 +78,8 @@ class PlainPairs(Dataset):
 
     def __init__(self, dataset_dir: Path, split: str) -> None:
         self.root, self.views = dataset_layout(dataset_dir)
-        self.objects = read_split_images(dataset_dir / f"{split}_images.npy")
-        self.labels = np.load(dataset_dir / f"{split}_labels.npy")
+        self.objects = read_split_images(dataset_dir / images_file(split))
+        self.labels = np.load(dataset_dir / labels_file(split))
 
     def __len__(self) -> int:
         return len(self.objects)
@@ -108,7 +109,7 @@ class PlainPairs(Dataset):
 def warm_cache(dataset_dir: Path, split: str) -> None:
     """Read every file of the split and the store once."""
     root, views = dataset_layout(dataset_dir)
-    for item in read_split_images(dataset_dir / f"{split}_images.npy"):
+    for item in read_split_images(dataset_dir / images_file(split)):
         for view in range(views):
             image_path(root, item, view).read_bytes()
             latent_path(root, item, view).read_bytes()
@@ -186,7 +187,7 @@ def main() -> None:
         dataset = arguments.dataset or make_synthetic(
             Path(temporary), arguments.classes, arguments.objects, arguments.views, arguments.image_size
         )
-        manifest_path = dataset / "store" / "manifest.json"
+        manifest_path = store_dir(dataset) / MANIFEST_FILE
         manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
         if manifest is None or arguments.images not in ("auto", manifest["images"]):
             write_store(dataset, images=arguments.images)
@@ -203,7 +204,7 @@ def main() -> None:
 
 def report(dataset: Path, arguments: argparse.Namespace, medians: dict[str, float], rates: dict) -> None:
     """Print the table, the speed-ups and a JSON line."""
-    manifest = json.loads((dataset / "store" / "manifest.json").read_text())
+    manifest = json.loads((store_dir(dataset) / MANIFEST_FILE).read_text())
     size = "x".join(str(value) for value in manifest["image_size"])
     print(
         f"{dataset}: image {size}, store {manifest['images']}, workers {arguments.workers}, "

@@ -1,4 +1,5 @@
-"""The original scripts' evaluation protocol (reference 5.1-5.4), re-implemented for `bench/evaluation.py`.
+"""The original scripts' evaluation protocol (docs/evaluations.md#original-protocol), re-implemented
+for `bench/evaluation.py`.
 
 Every probe runs the frozen backbone on the images of every batch of every epoch; nothing is reused.
 Two ways to run it:
@@ -12,9 +13,10 @@ Two ways to run it:
   steps, val every epoch).
 
 Both draw the same views from the same generator, so they give the same metrics; only time differs.
-BatchNorm: ``"train"`` as the original (quirk 11: the frozen backbone's BatchNorm normalises training
-batches with their own statistics and overwrites its running statistics; validation uses those), or
-``"eval"`` (the defect fixed: the pretrained statistics throughout, the features ``sie features`` stores).
+BatchNorm: ``"train"`` as the original (docs/differences.md#probe-batchnorm: the frozen backbone's
+BatchNorm normalises training batches with their own statistics and overwrites its running
+statistics; validation uses those), or ``"eval"`` (the defect fixed: the pretrained statistics
+throughout, the features ``sie features`` stores).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from sie.evaluate.probes import (
     rotation_targets,
 )
 from sie.evaluate.run import PROBES
-from sie.training.outputs import load_pretrained
+from sie.models.files import load_pretrained
 
 BATCHNORM_MODES = ("train", "eval")
 TRAIN_LOG_EVERY_STEPS = 10  # the original's --log-freq-time

@@ -8,7 +8,7 @@ from PIL import Image
 
 from sie.data.latents import LatentSpace, sample_view_latent
 
-# Objects per class in the release's split files (train, val), reference Appendix A.
+# Objects per class in the release's split files (train, val), docs/dataset.md#classes.
 PAPER_SPLIT = {
     "02691156": (3241, 804), "02747177": (272, 71), "02773838": (65, 18), "02801938": (88, 25),
     "02808440": (667, 189), "02818832": (197, 36), "02828884": (1452, 361), "02843684": (51, 22),

@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from sie.config import ConfigError, dataset_variant, load_config_files, resolve_config
-from sie.io import read_json_argument
+from sie.devices import DEVICES
+from sie.evaluate.registry import EVALUATIONS, PARTS
+from sie.io import describe_os_error, ensure_writable, read_json_argument
+from sie.paths import CHECKPOINT_FILE, EVALUATION_FILE, fill
+from sie.tables import TABLES
 
 EXPECTED_ERRORS = (ConfigError, ValueError, FileNotFoundError, RuntimeError)
-EVALUATIONS = ("classification", "rotation", "color", "predictor")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,6 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
+    except OSError as error:  # a full, read-only or unwritable disk, a missing file
+        if os.environ.get("SIE_DEBUG"):
+            raise
+        print(f"sie {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
+        return 1
     except EXPECTED_ERRORS as error:
         if os.environ.get("SIE_DEBUG"):
             raise
@@ -42,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_render_command(commands)
     _add_index_command(commands)
     _add_pack_command(commands)
+    _add_verify_command(commands)
+    _add_methods_command(commands)
     _add_pretrain_command(commands)
     _add_features_command(commands)
     _add_evaluate_command(commands)
@@ -115,9 +125,14 @@ def _run_render(args: argparse.Namespace) -> int:
     variant = variant_from_arguments(args)
     from sie.data.render import render_shard
     from sie.data.shards import shard_marker
+    from sie.ownership import exclusive_lock, watch_workflow
 
     output = args.output or variant.output_dir
-    report = render_shard(variant, args.shard, output, threads=args.threads, device=args.device)
+    ensure_writable(output)
+    marker = shard_marker(output, args.shard)
+    with exclusive_lock(marker.with_suffix(".lock"), f"render shard {args.shard} of '{variant.name}'"):
+        watch_workflow()
+        report = render_shard(variant, args.shard, output, threads=args.threads, device=args.device)
     per_image = report["seconds_per_image"]
     print(
         f"render {variant.name} shard {args.shard}: {report['rendered_views']} views rendered, "
@@ -163,34 +178,147 @@ def _run_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_verify_command(commands: Any) -> None:
+    parser = commands.add_parser(
+        "verify",
+        help="check indexed dataset folders' files against their index (sizes; --checksums re-hashes); "
+        "exit status 1 and the repair command when files are damaged or missing",
+        description="Checks every image and latent the index lists exists with its recorded size "
+        "(--checksums: and SHA-256; --decode: decodes strictly, as `sie index` does, and needs no index). "
+        "--repair deletes the damaged views of a rendered variant and the markers of their render shards, "
+        "so that `snakemake datasets` re-renders exactly those views and re-indexes.",
+    )
+    parser.add_argument(
+        "--dataset", type=Path, nargs="+", required=True, help="variant folder(s) (results/datasets/<v>)"
+    )
+    parser.add_argument("--checksums", action="store_true", help="also re-hash every file (reads them all)")
+    parser.add_argument("--decode", action="store_true", help="also check every view as `sie index` does")
+    parser.add_argument("--repair", action="store_true", help="delete damaged views for re-rendering")
+    parser.set_defaults(handler=_run_verify)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from sie.data.verify import verify_command
+
+    return verify_command(args.dataset, args.checksums, args.decode, args.repair)
+
+
+def _method_registry() -> dict[str, Any]:
+    """Method name -> registry entry (name, latent, layout, terms, description), in the paper's order."""
+    from sie.models.registry import METHODS
+
+    return METHODS
+
+
+def _add_methods_command(commands: Any) -> None:
+    parser = commands.add_parser(
+        "methods",
+        help="list the pretraining methods: latent, layout, loss terms and what each is",
+        description="The method registry: each method's latent (rotation: the relative quaternion; "
+        "rotcolor: also the floor and light hue changes), architecture layout, logged loss terms and a "
+        "one-line description.",
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    parser.set_defaults(handler=_run_methods)
+
+
+def _run_methods(args: argparse.Namespace) -> int:
+    rows = [
+        {
+            "name": spec.name,
+            "latent": spec.latent,
+            "layout": spec.layout,
+            "terms": list(spec.terms),
+            "description": spec.description,
+        }
+        for spec in _method_registry().values()
+    ]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    width = max(len(row["name"]) for row in rows)
+    print(f"{'method':<{width}}  {'latent':<8}  {'layout':<11}  loss terms")
+    for row in rows:
+        print(f"{row['name']:<{width}}  {row['latent']:<8}  {row['layout']:<11}  {', '.join(row['terms'])}")
+        print(f"{'':<{width}}  {row['description']}")
+    return 0
+
+
+PRETRAIN_EXAMPLE = """\
+by hand (the same spec as the workflow's for the same settings):
+  sie pretrain --method SIE --dataset results/datasets/test --output runs/SIE \\
+      --set training.epochs=10 --set model.arch=resnet9 --set training.batch_size=64
+
+--set keys are those of the configuration's pretrain.model and pretrain.training sections
+(workflow/schemas/config.schema.yaml), values YAML scalars; unset keys take the defaults."""
+
+
 def _add_pretrain_command(commands: Any) -> None:
+    methods = list(_method_registry())
     parser = commands.add_parser(
         "pretrain",
         help="pretrain one method on one dataset variant (one process, torchrun, or srun tasks)",
-        description="Resumes from --checkpoint when it exists; SIGUSR1/SIGTERM save it and exit with 143.",
+        description="Give --spec (what the workflow passes) or --method with --seed and --set (by hand).\n"
+        "Resumes from --checkpoint when it exists; SIGUSR1/SIGTERM save it and exit with 143.",
+        epilog=PRETRAIN_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--spec", required=True, help="run spec as JSON text or a .json file (what the workflow passes)"
+    run = parser.add_mutually_exclusive_group(required=True)
+    run.add_argument("--spec", help="run spec as JSON text or a .json file (what the workflow passes)")
+    run.add_argument(
+        "--method",
+        choices=methods,
+        metavar="METHOD",
+        help=f"train this method by hand, one of: {', '.join(methods)} (`sie methods` describes them)",
     )
     parser.add_argument("--dataset", type=Path, required=True, help="indexed and packed variant folder")
     parser.add_argument("--output", type=Path, required=True, help="folder of the final outputs")
     parser.add_argument(
-        "--checkpoint", type=Path, required=True, help="resumable checkpoint (outside --output)"
+        "--checkpoint",
+        type=Path,
+        help="resumable checkpoint (default: <output>/checkpoint.pt; the workflow keeps its own in "
+        "results/checkpoints/, outside the outputs it deletes when a job fails)",
+    )
+    by_hand = parser.add_argument_group("by hand (with --method)")
+    by_hand.add_argument("--seed", type=int, help="training seed (default 0)")
+    by_hand.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a pretrain setting, e.g. training.epochs=10 or model.equi_factor=0.45 (repeatable)",
     )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads of torch (default: torch's)")
     parser.set_defaults(handler=_run_pretrain)
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:
-    from sie.training.config import run_spec_from_text
     from sie.training.loop import pretrain
 
     summary = pretrain(
-        run_spec_from_text(args.spec), args.dataset, args.output, args.checkpoint, args.threads
+        _pretrain_spec(args),
+        args.dataset,
+        args.output,
+        args.checkpoint or args.output / CHECKPOINT_FILE,
+        args.threads,
     )
     if summary:
         print(json.dumps({key: summary[key] for key in ("method", "steps", "final")}, sort_keys=True))
     return 0
+
+
+def _pretrain_spec(args: argparse.Namespace):
+    """The RunSpec of --spec, or of --method/--seed/--set built as the workflow builds its own."""
+    from sie.training.by_hand import hand_run_spec
+    from sie.training.config import run_spec_from_text
+
+    if args.spec:
+        if args.seed is not None or args.settings:
+            raise ConfigError("--seed and --set go with --method; with --spec, put them in the spec")
+        return run_spec_from_text(args.spec)
+    return hand_run_spec(args.method, args.dataset, 0 if args.seed is None else args.seed, args.settings)
 
 
 def _set_threads(threads: int | None) -> None:
@@ -207,7 +335,7 @@ def _add_features_command(commands: Any) -> None:
     parser.add_argument("--model", type=Path, required=True, help="model.pt written by `sie pretrain`")
     parser.add_argument("--dataset", type=Path, required=True, help="indexed and packed variant folder")
     parser.add_argument("--output", type=Path, required=True, help="feature store folder")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads of torch")
     parser.set_defaults(handler=_run_features)
@@ -215,6 +343,7 @@ def _add_features_command(commands: Any) -> None:
 
 def _run_features(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
+    ensure_writable(args.output)
     from sie.evaluate.features import compute_features
 
     manifest = compute_features(args.model, args.dataset, args.output, args.device, args.batch_size)
@@ -234,9 +363,7 @@ def _add_evaluate_command(commands: Any) -> None:
         "--dataset", type=Path, required=True, help="indexed variant folder (latents, labels)"
     )
     parser.add_argument("--evaluation", nargs="+", required=True, choices=EVALUATIONS, help="one or more")
-    parser.add_argument(
-        "--part", nargs="+", choices=("inv", "equi", "all"), default=["all"], help="probe parts"
-    )
+    parser.add_argument("--part", nargs="+", choices=PARTS, default=["all"], help="probe parts")
     parser.add_argument("--model", type=Path, help="model.pt (the predictor evaluation needs it)")
     parser.add_argument("--output", type=Path, required=True, help="folder of the metrics files")
     parser.add_argument(
@@ -251,6 +378,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from sie.evaluate import run
     from sie.evaluate.probes import ProbeSettings
 
+    ensure_writable(args.output)
     spec = read_json_argument(args.spec)
     device = spec.get("device", "auto")
     if "predictor" in args.evaluation and args.model is None:
@@ -265,7 +393,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
                 args.features,
                 args.dataset,
                 args.model,
-                args.output / "predictor-equi.json",
+                args.output / fill(EVALUATION_FILE, evaluation="predictor", part="equi"),
                 run.RetrievalSettings(**retrieval),
                 device,
             )
@@ -296,7 +424,7 @@ def _add_tables_command(commands: Any) -> None:
     parser = commands.add_parser(
         "tables", help="the paper's tables from metrics files: tidy CSV, LaTeX (booktabs), Markdown, HTML"
     )
-    parser.add_argument("--table", nargs="+", required=True, choices=("main", "mrr"), help="tables to write")
+    parser.add_argument("--table", nargs="+", required=True, choices=list(TABLES), help="tables to write")
     parser.add_argument("--metrics", nargs="+", type=Path, required=True, help="metrics JSON files")
     parser.add_argument("--output", type=Path, required=True, help="folder of the tables")
     parser.set_defaults(handler=_run_tables)

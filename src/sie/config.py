@@ -1,14 +1,16 @@
 """The science configuration: validation against the JSON schema, defaults, typed views.
 
-One source of defaults: ``workflow/schemas/config.schema.yaml``. ``resolve_config`` validates a raw
-configuration (as Snakemake or ``yaml.safe_load`` gives it), fills every default, turns "pi/2"-style
-numbers into floats, and returns a plain JSON-serialisable dict. Errors name the offending key.
+One source of defaults: the schema ``sie/schemas/config.schema.yaml`` (package data, linked from
+``workflow/schemas/``). ``resolve_config`` validates a raw configuration (as Snakemake or
+``yaml.safe_load`` gives it), fills every default, turns "pi/2"-style numbers into floats, and returns a
+plain JSON-serialisable dict. Errors name the offending key.
 Typed, frozen views of a dataset variant are built with :func:`dataset_variant`.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.resources
 import math
 import os
 import re
@@ -20,10 +22,15 @@ from typing import Any
 import jsonschema
 import yaml
 
-from sie.data.latents import FACTORS, LatentSpace
+from sie.data.latents import COLOUR_LATENTS, FACTORS, HUE_FACTORS, LatentSpace
+from sie.errors import ConfigError
+from sie.models.registry import METHODS
+from sie.paths import DATASET_DIR, fill
 
-REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPOSITORY_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_RESOURCE = "schemas/config.schema.yaml"
+"""The configuration schema: package data of ``sie`` (``workflow/schemas/config.schema.yaml`` links to it)."""
+VARIANT_NAME = "[A-Za-z0-9][A-Za-z0-9_-]*"
+"""A dataset variant's name (the schema's ``datasets`` key pattern, the ``{variant}`` wildcard)."""
 SOURCES = ("procedural", "shapenet", "prerendered")
 SOURCE_KEYS = {
     "procedural": ("classes", "objects_per_class"),
@@ -36,10 +43,6 @@ REQUIRED_SOURCE_KEYS = {
     "prerendered": ("root",),
 }
 _PI_NUMBER = re.compile(r"^(-?)(?:([0-9]*\.?[0-9]+)\*?)?pi(?:/([0-9]*\.?[0-9]+))?$")
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or out of range; the message names the key."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class SplitSettings:
     seed: int
     train_images: str | None = None
     val_images: str | None = None
+    train_labels: str | None = None
+    val_labels: str | None = None
+    only_present: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ class DatasetVariant:
     name: str
     source: str
     views: int
-    image_size: int
+    image_size: int | tuple[int, int]
     seed: int
     chunk_size: int
     statistics_images: int
@@ -87,7 +93,7 @@ class DatasetVariant:
     @property
     def output_dir(self) -> Path:
         """Where the workflow writes this variant (relative to the working directory)."""
-        return Path("results") / "datasets" / self.name
+        return Path(fill(DATASET_DIR, variant=self.name))
 
 
 def parse_number(value: float | int | str, key: str = "value") -> float:
@@ -105,29 +111,78 @@ def parse_number(value: float | int | str, key: str = "value") -> float:
 
 
 def load_schema() -> dict[str, Any]:
-    """Read the configuration schema shipped with the workflow."""
-    if not SCHEMA_PATH.is_file():
+    """Read the configuration schema shipped with the package (also from a non-editable install)."""
+    resource = importlib.resources.files("sie").joinpath(SCHEMA_RESOURCE)
+    if not resource.is_file():
         raise ConfigError(
-            f"{SCHEMA_PATH}: configuration schema not found (is this a checkout of the workflow?)"
+            f"{resource}: configuration schema not found (the sie package was installed without its "
+            "data files; reinstall it with pip)"
         )
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    return yaml.safe_load(resource.read_text(encoding="utf-8"))
 
 
 def load_config_files(paths: Iterable[str | Path]) -> dict[str, Any]:
     """Read and merge YAML configuration files (later files override earlier ones, per nested key)."""
     merged: dict[str, Any] = {}
     for path in paths:
-        file_path = Path(path)
-        if not file_path.is_file():
-            raise ConfigError(f"{file_path}: configuration file not found")
-        try:
-            content = yaml.safe_load(file_path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{file_path}: not valid YAML ({error})") from None
-        if not isinstance(content, dict):
-            raise ConfigError(f"{file_path}: the top level must be a mapping of keys")
-        merged = merge_mappings(merged, content)
+        merged = merge_mappings(merged, load_config_file(path))
     return merged
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read one YAML configuration file: a mapping of keys, with errors naming the file and the line.
+
+    An empty file (or one holding only comments) is an error, not silently the defaults: Snakemake
+    refuses it too, and a file that sets nothing is almost always the wrong file.
+    """
+    file_path = Path(path)
+    if not file_path.is_file():
+        raise ConfigError(f"{file_path}: configuration file not found")
+    try:
+        text = file_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{file_path}: byte {error.start}: not UTF-8 text ({error.reason}); save the file as UTF-8"
+        ) from None
+    try:
+        content = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(describe_yaml_error(file_path, error)) from None
+    if content is None:
+        raise ConfigError(
+            f"{file_path}: empty configuration file (no keys, only blanks or comments). Write the keys "
+            "it should set (the repository's config.yaml shows every section and "
+            "workflow/schemas/config.schema.yaml documents each key), or leave this file out."
+        )
+    if not isinstance(content, dict):
+        raise ConfigError(
+            f"{file_path}: the top level must be a mapping of keys (datasets:, pretrain:, evaluate:), "
+            f"found a {type(content).__name__}"
+        )
+    return content
+
+
+def describe_yaml_error(path: Path, error: yaml.YAMLError) -> str:
+    """``<file>: line L, column C: <cause>`` (1-based, where PyYAML noticed the problem) and the fix."""
+    if not isinstance(error, yaml.MarkedYAMLError) or error.problem_mark is None:
+        return f"{path}: not valid YAML ({error}). Fix the YAML syntax of the file."
+    mark = error.problem_mark
+    cause = error.problem or "not valid YAML"
+    if error.context and error.context_mark is not None:
+        context = error.context_mark
+        cause += f" ({error.context} started at line {context.line + 1}, column {context.column + 1})"
+    lines = _buffer_lines(mark.buffer)
+    shown = f"\n    {lines[mark.line]}" if mark.line < len(lines) and lines[mark.line].strip() else ""
+    return (
+        f"{path}: line {mark.line + 1}, column {mark.column + 1}: not valid YAML: {cause}.{shown}\n"
+        "Fix the YAML there (or just above): indent with spaces, never tabs; align the keys of one "
+        "mapping; close every bracket and quote; quote a value that contains ': ' or ' #'."
+    )
+
+
+def _buffer_lines(buffer: str | None) -> list[str]:
+    """Lines of PyYAML's parse buffer (which ends with a NUL character), without line ends."""
+    return (buffer or "").rstrip("\0").splitlines()
 
 
 def merge_mappings(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -149,6 +204,7 @@ def resolve_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     _fill_defaults(config, schema, schema)
     for name, variant in config["datasets"].items():
         _check_source_keys(name, variant)
+        _check_split_keys(name, variant)
         variant["latents"] = {
             factor: _parse_factor(variant["latents"][factor], f"datasets.{name}.latents.{factor}")
             for factor in FACTORS
@@ -175,7 +231,7 @@ def dataset_variant(name: str, variant: Mapping[str, Any]) -> DatasetVariant:
         name=name,
         source=variant["source"],
         views=variant["views"],
-        image_size=variant["image_size"],
+        image_size=tuple(size) if isinstance(size := variant["image_size"], list) else size,
         seed=variant["seed"],
         chunk_size=variant["chunk_size"],
         statistics_images=variant["statistics_images"],
@@ -188,6 +244,19 @@ def dataset_variant(name: str, variant: Mapping[str, Any]) -> DatasetVariant:
         object_list=tuple(variant.get("object_list") or ()),
         root=variant.get("root"),
     )
+
+
+def pretrain_spec(config: Mapping[str, Any], variant: str, method: str, seed: int) -> dict[str, Any]:
+    """The run spec of one pretraining job: global model/training keys, then the method's overrides."""
+    pretrain = config["pretrain"]
+    overrides = pretrain["methods_settings"].get(method, {})
+    return {
+        "variant": variant,
+        "method": method,
+        "seed": int(seed),
+        "model": {**pretrain["model"], **overrides.get("model", {})},
+        "training": {**pretrain["training"], **overrides.get("training", {})},
+    }
 
 
 def _validate(config: dict[str, Any], schema: dict[str, Any]) -> None:
@@ -256,10 +325,30 @@ def _check_source_keys(name: str, variant: dict[str, Any]) -> None:
             raise ConfigError(f"config key 'datasets.{name}.{key}': required for source '{source}'")
 
 
+def _check_split_keys(name: str, variant: dict[str, Any]) -> None:
+    """Labels files come with split files; ``only_present`` and a [width, height] image size belong to
+    a prerendered folder (a rendered variant is rendered square and has every object it lists)."""
+    split, key = variant["split"], f"datasets.{name}"
+    for kind in ("train", "val"):
+        if f"{kind}_labels" in split and f"{kind}_images" not in split:
+            raise ConfigError(
+                f"config key '{key}.split.{kind}_labels': labels files come with the split files they "
+                f"number; give '{key}.split.{kind}_images' too"
+            )
+    if split.get("only_present") and not (variant["source"] == "prerendered" and "train_images" in split):
+        raise ConfigError(
+            f"config key '{key}.split.only_present': only applies to a prerendered variant with split "
+            "files (train_images, val_images), whose objects may be partly downloaded"
+        )
+    if isinstance(variant["image_size"], list) and variant["source"] != "prerendered":
+        raise ConfigError(
+            f"config key '{key}.image_size': [width, height] only describes a prerendered folder; "
+            f"source '{variant['source']}' renders square images of one size"
+        )
+
+
 def _check_pretrain(config: dict[str, Any]) -> None:
     """Dataset variants and methods of the pretrain section exist; colour methods need varying hues."""
-    from sie.models.methods import METHODS
-
     pretrain = config["pretrain"]
     pretrain.setdefault("datasets", list(config["datasets"]))
     for name in pretrain["datasets"]:
@@ -278,21 +367,52 @@ def _check_pretrain(config: dict[str, Any]) -> None:
                 f"config key 'pretrain.{key}': unknown method(s) {', '.join(unknown)} "
                 f"(known: {', '.join(METHODS)})"
             )
-    colour_methods = [method for method in pretrain["methods"] if METHODS[method].latent == "rotcolor"]
+    _check_batch_sizes(config)
+    colour_methods = [method for method in pretrain["methods"] if METHODS[method].latent in COLOUR_LATENTS]
     for name in pretrain["datasets"]:
         variant = config["datasets"][name]
         if variant["source"] == "prerendered" or not colour_methods:
             continue
         frozen = [
-            factor
-            for factor in ("floor_hue", "spot_hue")
-            if variant["latents"][factor][0] == variant["latents"][factor][1]
+            factor for factor in HUE_FACTORS if variant["latents"][factor][0] == variant["latents"][factor][1]
         ]
         if frozen:
             raise ConfigError(
                 f"config key 'pretrain.methods': {', '.join(colour_methods)} condition on colour changes, "
                 f"but dataset variant '{name}' freezes {', '.join(frozen)}; drop them or use another variant"
             )
+
+
+def _check_batch_sizes(config: dict[str, Any]) -> None:
+    """Every pretraining run's global batch fits its variant's training split (else no epoch has a step).
+
+    The split's size is known before rendering for procedural and ShapeNet variants and for split
+    files; a prerendered folder without split files is only counted by ``sie pretrain``, at its start.
+    """
+    from sie.data.split import check_batch_fits, train_object_count
+    from sie.training.config import TrainConfig
+
+    pretrain = config["pretrain"]
+    default = TrainConfig().batch_size
+    for name in pretrain["datasets"]:
+        train_objects = train_object_count(dataset_variant(name, config["datasets"][name]))
+        if train_objects is None:
+            continue
+        fix = (
+            f"raise datasets.{name}.objects_per_class"
+            if config["datasets"][name]["source"] == "procedural"
+            else "give the variant more objects"
+        )
+        for method in pretrain["methods"]:
+            training = pretrain_spec(config, name, method, 0)["training"]
+            overridden = "batch_size" in pretrain["methods_settings"].get(method, {}).get("training", {})
+            key = (
+                f"pretrain.methods_settings.{method}.training.batch_size"
+                if overridden
+                else "pretrain.training.batch_size"
+            )
+            batch_size = training.get("batch_size", default)
+            check_batch_fits(batch_size, train_objects, key, name, fix, unset="batch_size" not in training)
 
 
 def _expand_paths(name: str, variant: dict[str, Any]) -> None:
@@ -314,7 +434,7 @@ def _expand_paths(name: str, variant: dict[str, Any]) -> None:
         variant["object_list"] = [
             expand(path, f"datasets.{name}.object_list") for path in variant["object_list"]
         ]
-    for key in ("train_images", "val_images"):
+    for key in ("train_images", "val_images", "train_labels", "val_labels"):
         if key in variant["split"]:
             variant["split"][key] = expand(variant["split"][key], f"datasets.{name}.split.{key}")
 

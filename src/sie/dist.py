@@ -1,6 +1,6 @@
-"""Everything distributed lives here: the differentiable all-gather of the loss terms (reference 3.1),
-the launch environment (one process, torchrun, or one srun task per GPU), process-group set-up, and
-batch normalisation over the global batch.
+"""Everything distributed lives here: the differentiable all-gather of the loss terms
+(docs/method.md#distributed), the launch environment (one process, torchrun, or one srun task per
+GPU), process-group set-up, and batch normalisation over the global batch.
 
 Launchers are recognised from the environment, nothing else:
 
@@ -9,19 +9,32 @@ Launchers are recognised from the environment, nothing else:
   SLURM_STEP_NODELIST/SLURM_JOB_NODELIST; the master is the step's first node (MASTER_ADDR overrides
   it), the port comes from MASTER_PORT or the job id;
 - anything else is a single process.
+
+Every rank meets in a TCPStore that rank 0 hosts (under torchrun: the one the torchrun agent hosts). A
+TCPStore server listens on every interface whatever host name it is given (both of torch's backends
+bind the wildcard address), so when the master address is a literal loopback address (a run on this
+machine only: tests, a laptop) the server rank 0 hosts gets a socket bound to that address instead
+(:func:`tcp_store`), and gloo is pointed at the loopback interface. torchrun's agent store is torch's
+own and listens on every interface; tests/torchrun_local.py runs torchrun with its store made by
+:func:`tcp_store` instead.
 """
 
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as torch_distributed
 from torch import nn
+
+from sie.devices import resolve_device
 
 
 def is_distributed() -> bool:
@@ -131,28 +144,115 @@ def launch_context(environment: Mapping[str, str] | None = None) -> LaunchContex
 
 def select_device(context: LaunchContext, requested: str = "auto") -> torch.device:
     """cuda:<local rank> when CUDA is available (or cuda:0 when each task sees one GPU), else the CPU."""
-    if requested not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {requested!r}")
-    if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but CUDA is not available")
-    count = torch.cuda.device_count()
-    return torch.device("cuda", context.local_rank if context.local_rank < count else 0)
+    return resolve_device(requested, context.local_rank)
 
 
 def initialize(context: LaunchContext, device: torch.device, timeout_minutes: float = 30) -> None:
-    """Join the process group (NCCL on GPUs, gloo on CPUs); nothing to do for a single process."""
+    """Join the process group (NCCL on GPUs, gloo on CPUs); nothing to do for a single process.
+
+    The ranks meet in :func:`rendezvous_store` (what ``init_method="tcp://..."`` would build, except
+    that a server on a loopback master address listens on that address only). With a loopback master
+    every rank runs on this machine, so gloo's own listening sockets go on the loopback interface too
+    (``GLOO_SOCKET_IFNAME``, unless already set; without it gloo binds the address the host name
+    resolves to). NCCL's bootstrap sockets are left to NCCL's own settings (``NCCL_SOCKET_IFNAME``).
+    """
     if context.world_size == 1:
         return
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    elif is_loopback(context.master_address) and "GLOO_SOCKET_IFNAME" not in os.environ:
+        interface = loopback_interface()
+        if interface is not None:
+            os.environ["GLOO_SOCKET_IFNAME"] = interface
+    timeout = datetime.timedelta(minutes=timeout_minutes)
+    store = rendezvous_store(context, timeout)
     torch_distributed.init_process_group(
         backend="nccl" if device.type == "cuda" else "gloo",
-        init_method=f"tcp://{context.master_address}:{context.master_port}",
+        # the same namespace as init_process_group gives the store of an init_method
+        store=torch_distributed.PrefixStore("default_pg", store),
         rank=context.rank,
         world_size=context.world_size,
-        timeout=datetime.timedelta(minutes=timeout_minutes),
+        timeout=timeout,
+    )
+
+
+def is_loopback(address: str) -> bool:
+    """True for a literal loopback IP address (127.0.0.0/8, ::1).
+
+    Host names are not resolved on purpose: on many clusters a node's own name resolves locally to
+    127.0.1.1 while the other nodes reach it through DNS, and binding to what it resolves to here
+    would lock them out.
+    """
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_interface() -> str | None:
+    """Name of the loopback network interface ("lo" on Linux), or None when there is none."""
+    names = [name for _, name in socket.if_nameindex()]
+    for name in names:
+        try:
+            flags = int(Path(f"/sys/class/net/{name}/flags").read_text(), 16)
+        except (OSError, ValueError):
+            continue
+        if flags & 0x8:  # IFF_LOOPBACK
+            return name
+    return next((name for name in ("lo", "lo0") if name in names), None)
+
+
+def bound_listener(address: str, port: int) -> tuple[int, int]:
+    """A listening TCP socket bound to ``address`` and ``port`` (0: any free port).
+
+    Returns (file descriptor, port). The caller owns the descriptor: a TCPStore given it as
+    ``master_listen_fd`` takes it over and closes it with the store.
+    """
+    family = socket.AF_INET6 if ipaddress.ip_address(address.strip("[]")).version == 6 else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((address.strip("[]"), port))
+        listener.listen(socket.SOMAXCONN)
+    except OSError as error:
+        listener.close()
+        raise OSError(error.errno, f"cannot listen on {address}:{port}: {error.strerror}") from error
+    bound_port = listener.getsockname()[1]
+    return listener.detach(), bound_port
+
+
+def tcp_store(
+    host_name: str,
+    port: int,
+    world_size: int | None = None,
+    is_master: bool = False,
+    timeout: datetime.timedelta = datetime.timedelta(minutes=5),
+    **options,
+) -> torch_distributed.TCPStore:
+    """``torch.distributed.TCPStore`` (same arguments), whose server on a loopback address listens on
+    that address only (through a socket bound here, passed as ``master_listen_fd``); a server on any
+    other address keeps torch's behaviour (every interface)."""
+    if is_master and options.get("master_listen_fd") is None and is_loopback(host_name):
+        options["master_listen_fd"], port = bound_listener(host_name, port)
+    return torch_distributed.TCPStore(host_name, port, world_size, is_master, timeout, **options)
+
+
+def rendezvous_store(context: LaunchContext, timeout: datetime.timedelta) -> torch_distributed.TCPStore:
+    """The store the ranks meet in: a client of the torchrun agent's store when torchrun says its agent
+    serves MASTER_ADDR:MASTER_PORT (TORCHELASTIC_USE_AGENT_STORE), else hosted by rank 0
+    (:func:`tcp_store`); as torch's ``tcp://`` rendezvous does."""
+    environment = os.environ
+    agent_serves = (
+        environment.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+        and environment.get("MASTER_ADDR") == context.master_address
+        and environment.get("MASTER_PORT") == str(context.master_port)
+    )
+    return tcp_store(
+        context.master_address,
+        context.master_port,
+        context.world_size,
+        is_master=context.rank == 0 and not agent_serves,
+        timeout=timeout,
     )
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from sie.io import atomic_path
+from sie.paths import METRICS_LOG_FILE, latents_file
 
 CURVES = (
     ("loss/ssl", "SSL loss"),
@@ -25,9 +26,7 @@ CURVES = (
 
 def read_metrics(run_dir: Path) -> list[dict]:
     """The JSON lines a pretraining run logged."""
-    from sie.training.log import METRICS_FILE
-
-    path = run_dir / METRICS_FILE
+    path = run_dir / METRICS_LOG_FILE
     return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
@@ -64,17 +63,17 @@ def retrieval_figure(
     """Rows of (source view, retrieved view, true view): the source is view 0 of a validation object,
     the predictor maps its embedding with the true relative transformation, and the retrieved view is
     the nearest validation embedding (any object) of that prediction."""
-    from sie.data.pairs import pair_latents
+    from sie.data.latents import pair_latents
     from sie.data.readers import open_reader
     from sie.evaluate.features import load_split, read_manifest
     from sie.evaluate.retrieval import normalise
-    from sie.training.outputs import load_pretrained
+    from sie.models.files import load_pretrained
 
     manifest = read_manifest(features_dir)
     model, payload = load_pretrained(model_path)
     views = manifest["views_per_object"]
     embeddings = torch.from_numpy(np.array(load_split(features_dir, "val", "embeddings"), dtype=np.float32))
-    latents = np.load(dataset_dir / "all_latents_val.npy")
+    latents = np.load(dataset_dir / latents_file("val"))
     objects = len(embeddings) // views
     generator = np.random.default_rng(seed)
     chosen = generator.choice(objects, size=min(examples, objects), replace=False)

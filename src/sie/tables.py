@@ -14,11 +14,16 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from sie.evaluate.registry import PARTS
+
+if TYPE_CHECKING:  # pandas is imported where tables are built: the specifications (TABLES) stay cheap
+    import pandas as pd
 
 GROUPS = {"invariant": "Invariant methods", "equivariant": "Equivariant methods", "sie": "SIE and ablations"}
-PARTS = {"inv": "Inv.", "equi": "Equi.", "all": "All"}
+PART_HEADERS = dict(zip(PARTS, ("Inv.", "Equi.", "All"), strict=True))
+"""Column header of each representation part (``sie.evaluate.registry.PARTS``)."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,7 @@ class TableSpec:
 MAIN = TableSpec(
     name="main",
     columns=tuple(
-        Column(evaluation, metric, part, PARTS[part], scale, digits)
+        Column(evaluation, metric, part, PART_HEADERS[part], scale, digits)
         for evaluation, metric, scale, digits in (
             ("classification", "top1", 100.0, 1),
             ("rotation", "r2", 1.0, 2),
@@ -74,9 +79,9 @@ TIDY_COLUMNS = ["variant", "method", "group", "seed", "evaluation", "part", "met
 
 def method_group(method: str) -> str:
     """The paper's grouping: invariant methods, equivariant methods, SIE and its ablations."""
-    from sie.models.methods import get_method
+    from sie.models.registry import method_info
 
-    spec = get_method(method)
+    spec = method_info(method)
     if method.startswith("SIE"):
         return "sie"
     return "invariant" if spec.layout == "invariant" and not spec.augself else "equivariant"
@@ -84,6 +89,8 @@ def method_group(method: str) -> str:
 
 def tidy_records(paths: Iterable[Path]) -> pd.DataFrame:
     """One row per (variant, method, seed, evaluation, part, metric) of the metrics files."""
+    import pandas as pd
+
     rows = []
     for path in paths:
         record = json.loads(Path(path).read_text())
@@ -103,7 +110,7 @@ def tidy_records(paths: Iterable[Path]) -> pd.DataFrame:
 
 def method_order(methods: Iterable[str]) -> list[str]:
     """Methods in registry order (the paper's order within each group)."""
-    from sie.models.methods import METHODS
+    from sie.models.registry import METHODS
 
     present = set(methods)
     return [name for name in METHODS if name in present]
@@ -137,6 +144,8 @@ def build_table(tidy: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
             row[f"{index} mean"] = selected.mean() if len(selected) else math.nan
             row[f"{index} std"] = selected.std(ddof=1) if len(selected) > 1 else math.nan
         rows.append(row)
+    import pandas as pd
+
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -162,6 +171,8 @@ def best_rows(table: pd.DataFrame, spec: TableSpec) -> dict[int, set[int]]:
 
 def cell(table: pd.DataFrame, row: int, index: int, column: Column, bold: bool, latex: bool) -> str:
     """One formatted cell: mean (± std with several seeds), bold when best, a dash when not applicable."""
+    import pandas as pd
+
     mean, std = table.at[row, f"{index} mean"], table.at[row, f"{index} std"]
     if pd.isna(mean):
         return "--" if latex else "–"
@@ -272,6 +283,7 @@ def write_tables(
 ) -> dict[str, pd.DataFrame]:
     """Write ``<name>.csv`` (tidy rows of the table's evaluations), ``.tex``, ``.md`` and ``.html``."""
     from sie.io import atomic_open
+    from sie.paths import table_file
 
     tidy = tidy_records(metrics_files)
     tables = {}
@@ -280,13 +292,13 @@ def write_tables(
         evaluations = {column.evaluation for column in spec.columns}
         rows = tidy[tidy["evaluation"].isin(evaluations)]
         table = build_table(rows, spec)
-        with atomic_open(output_dir / f"{name}.csv") as stream:
+        with atomic_open(output_dir / table_file(name, "csv")) as stream:
             rows.to_csv(stream, index=False, float_format="%.6g")
-        with atomic_open(output_dir / f"{name}.tex") as stream:
+        with atomic_open(output_dir / table_file(name, "tex")) as stream:
             stream.write(latex_table(table, spec))
-        with atomic_open(output_dir / f"{name}.md") as stream:
+        with atomic_open(output_dir / table_file(name, "md")) as stream:
             stream.write(markdown_table(table, spec))
-        with atomic_open(output_dir / f"{name}.html") as stream:
+        with atomic_open(output_dir / table_file(name, "html")) as stream:
             stream.write(html_table(table, spec))
         tables[name] = table
     return tables

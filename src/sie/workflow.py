@@ -1,17 +1,37 @@
 """What the Snakefile derives from the configuration, as plain functions (testable without Snakemake).
 
 Everything here runs when Snakemake parses the workflow, so it must stay cheap: no bpy, no torch, no
-walk over a dataset's files.
+walk over a dataset's files. Paths are built from the templates of ``sie.paths`` (the same ones the rules
+declare) with structured values such as :data:`Run` and :class:`Evaluation`; nothing parses a path back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from sie.config import ConfigError, DatasetVariant
+from sie.config import VARIANT_NAME, ConfigError, DatasetVariant, load_config_file
+from sie.config import pretrain_spec as pretrain_spec  # re-exported: the rules build run specs here
 from sie.data.objects import shard_count, variant_objects
+from sie.data.shards import check_stored_render_settings
+from sie.paths import EVALUATION_PATH, RETRIEVAL_FIGURE_PATH, TRAINING_FIGURE_PATH, fill, shard_name
+
+Run = tuple[str, str, int]
+"""A pretraining run: (dataset variant, method, seed)."""
+
+
+def check_config_file(path: str | Path) -> None:
+    """Read a configuration file the Snakefile is about to load, so that a YAML error or an empty file
+    names the file and the line (Snakemake's own message names neither); a missing file is left to
+    Snakemake's ``configfile:``, whose message gives the full path it checked.
+
+    Files given with ``--configfile`` cannot be checked here: Snakemake reads them before it evaluates
+    the Snakefile (``sie config --configfile FILE`` locates their errors).
+    """
+    if Path(path).exists():
+        load_config_file(path)
 
 
 def check_variant_inputs(variant: DatasetVariant) -> None:
@@ -29,10 +49,25 @@ def check_variant_inputs(variant: DatasetVariant) -> None:
                 raise ConfigError(f"config key '{key}.object_list': object list {path} not found")
     if variant.source == "prerendered" and not Path(variant.root).expanduser().is_dir():
         raise ConfigError(f"config key '{key}.root': prerendered dataset folder {variant.root} not found")
-    for name in ("train_images", "val_images"):
+    for name in ("train_images", "val_images", "train_labels", "val_labels"):
         path = getattr(variant.split, name)
         if path and not Path(path).expanduser().is_file():
             raise ConfigError(f"config key '{key}.split.{name}': split file {path} not found")
+
+
+def check_rendered_views_match(variant: DatasetVariant, output_dir: Path | None = None) -> None:
+    """Stop the workflow when a variant's stored views were rendered with other settings.
+
+    Runs when the Snakefile is parsed: a changed render setting changes the render jobs' params, so
+    Snakemake would rerun them and delete their completion markers before ``sie render`` refuses the
+    change; refusing here first loses no completed work. Reads one small JSON file per variant.
+    """
+    if variant.source == "prerendered":
+        return
+    try:
+        check_stored_render_settings(output_dir or variant.output_dir, variant)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def variant_shard_ids(variant: DatasetVariant) -> list[str]:
@@ -43,10 +78,10 @@ def variant_shard_ids(variant: DatasetVariant) -> list[str]:
         objects = variant_objects(variant)
     except (FileNotFoundError, ValueError) as error:
         raise ConfigError(f"config key 'datasets.{variant.name}': {error}") from None
-    return [f"{shard:04d}" for shard in range(shard_count(len(objects), variant.chunk_size))]
+    return [shard_name(shard) for shard in range(shard_count(len(objects), variant.chunk_size))]
 
 
-def pretrain_runs(config: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+def pretrain_runs(config: Mapping[str, Any]) -> list[Run]:
     """Every (dataset variant, method, seed) of the pretrain section, in a stable order."""
     pretrain = config.get("pretrain")
     if not pretrain:
@@ -59,29 +94,47 @@ def pretrain_runs(config: Mapping[str, Any]) -> list[tuple[str, str, int]]:
     ]
 
 
-def pretrain_spec(config: Mapping[str, Any], variant: str, method: str, seed: int) -> dict[str, Any]:
-    """The run spec of one pretraining job: global model/training keys, then the method's overrides."""
-    pretrain = config["pretrain"]
-    overrides = pretrain["methods_settings"].get(method, {})
-    return {
-        "variant": variant,
-        "method": method,
-        "seed": int(seed),
-        "model": {**pretrain["model"], **overrides.get("model", {})},
-        "training": {**pretrain["training"], **overrides.get("training", {})},
-    }
+def run_path(template: str, run: Run) -> str:
+    """A run's path: ``template`` (a ``sie.paths`` template, or a rule's output) with its ``{variant}``,
+    ``{method}`` and ``{seed}`` filled."""
+    variant, method, seed = run
+    return fill(template, variant=variant, method=method, seed=seed)
+
+
+def run_paths(template: str, runs: Iterable[Run]) -> list[str]:
+    """:func:`run_path` of every run, in order."""
+    return [run_path(template, run) for run in runs]
+
+
+class Evaluation(NamedTuple):
+    """One metrics file: an evaluation of one part of one run's representation."""
+
+    variant: str
+    method: str
+    seed: int
+    evaluation: str
+    part: str
+
+    @property
+    def path(self) -> str:
+        """The metrics file (``sie.paths.EVALUATION_PATH``)."""
+        return fill(EVALUATION_PATH, **self._asdict())
+
+
+def evaluations(config: Mapping[str, Any]) -> list[Evaluation]:
+    """Every evaluation of every pretraining run, in a stable order (predictor: one, part "equi")."""
+    evaluate = config.get("evaluate", {})
+    return [
+        Evaluation(variant, method, seed, evaluation, part)
+        for variant, method, seed in pretrain_runs(config)
+        for evaluation in evaluate.get("evaluations", ())
+        for part in (["equi"] if evaluation == "predictor" else evaluate.get("parts", ()))
+    ]
 
 
 def evaluation_files(config: Mapping[str, Any]) -> list[str]:
     """Metrics files of every evaluation of every pretraining run (predictor: one file, part "equi")."""
-    evaluate = config.get("evaluate", {})
-    files = []
-    for variant, method, seed in pretrain_runs(config):
-        folder = f"results/evaluations/{variant}/{method}/seed{seed}"
-        for evaluation in evaluate.get("evaluations", ()):
-            parts = ["equi"] if evaluation == "predictor" else evaluate.get("parts", ())
-            files.extend(f"{folder}/{evaluation}-{part}.json" for part in parts)
-    return files
+    return [entry.path for entry in evaluations(config)]
 
 
 def table_evaluations() -> dict[str, set[str]]:
@@ -102,23 +155,45 @@ def tables(config: Mapping[str, Any]) -> list[str]:
 def table_inputs(config: Mapping[str, Any], table: str) -> list[str]:
     """The metrics files a table reads, and nothing more: a predictor-only table (MRR) lists only
     methods with a predictor, so it does not ask for the other methods to be trained."""
-    from sie.models.methods import METHODS
+    from sie.models.registry import METHODS
     from sie.tables import TABLES
 
     needed = table_evaluations()[table]
-    files = [path for path in evaluation_files(config) if Path(path).name.split("-")[0] in needed]
-    if TABLES[table].predictor_only:
-        files = [path for path in files if METHODS[Path(path).parent.parent.name].has_predictor]
-    return files
+    predictor_only = TABLES[table].predictor_only
+    return [
+        entry.path
+        for entry in evaluations(config)
+        if entry.evaluation in needed and (METHODS[entry.method].has_predictor or not predictor_only)
+    ]
 
 
 def figure_files(config: Mapping[str, Any]) -> list[str]:
     """Training curves per pretrained variant; the retrieval picture of SIE's first seed, if SIE is run."""
     runs = pretrain_runs(config)
     variants = list(dict.fromkeys(variant for variant, _, _ in runs))
-    files = [f"results/figures/training_{variant}.png" for variant in variants]
+    files = [fill(TRAINING_FIGURE_PATH, variant=variant) for variant in variants]
     for variant in variants:
         seeds = [seed for run_variant, method, seed in runs if run_variant == variant and method == "SIE"]
         if seeds:
-            files.append(f"results/figures/retrieval_{variant}_SIE_seed{seeds[0]}.png")
+            files.append(run_path(RETRIEVAL_FIGURE_PATH, (variant, "SIE", seeds[0])))
     return files
+
+
+def wildcard_patterns() -> dict[str, str]:
+    """Regexes of the rules' name wildcards, built from the registries (the variant name pattern, the
+    method registry, the tables, the evaluations and their parts): a path naming anything else matches
+    no rule."""
+    from sie.evaluate.registry import EVALUATIONS, PARTS
+    from sie.models.registry import METHODS
+    from sie.tables import TABLES
+
+    def one_of(names: Iterable[str]) -> str:
+        return "|".join(re.escape(name) for name in names)
+
+    return {
+        "variant": VARIANT_NAME,
+        "method": one_of(METHODS),
+        "table": one_of(TABLES),
+        "evaluation": one_of(EVALUATIONS),
+        "part": one_of(PARTS),
+    }

@@ -1,4 +1,5 @@
-"""The 14 methods: build, train one step, and match a plain re-derivation of the reference losses (3.3).
+"""The 14 methods: build, train one step, and match a plain re-derivation of their losses
+(docs/method.md#methods).
 
 The re-derivation below uses numpy on the model's own intermediate outputs (``SSLModel.encode``) and
 is independent of ``sie.models.losses``.
@@ -15,7 +16,7 @@ import torch
 import torch.multiprocessing as multiprocessing
 
 from sie import dist
-from sie.models import METHODS, ModelConfig, build_model
+from sie.models.methods import METHODS, ModelConfig, build_model
 
 NAMES = [
     "SIE",
@@ -104,7 +105,7 @@ def regulariser(first: np.ndarray, second: np.ndarray, config: ModelConfig) -> f
 
 
 def reference_loss(method: str, outputs: dict[str, np.ndarray], config: ModelConfig) -> float:
-    """The SSL loss of reference 3.3, from representations r, embeddings e, prediction p, AugSelf a."""
+    """The SSL loss (docs/method.md#methods) from representations r, embeddings e, prediction p, AugSelf a."""
     e_x, e_y, prediction, latent = outputs["e_x"], outputs["e_y"], outputs.get("p"), outputs["z"]
     s, v, gamma, temperature = config.sim_coeff, config.std_coeff, config.equi_factor, config.simclr_temp
     if method == "VICReg":
@@ -260,7 +261,8 @@ def test_online_probes_do_not_reach_the_backbone(method: str) -> None:
 
 
 def test_sie_rotcolor_mlp_predictor_takes_six_latents() -> None:
-    """Quirk 9 implemented properly: an MLP predictor on [z (6); e_equi] instead of an error."""
+    """An MLP predictor on [z (6); e_equi] instead of an error
+    (docs/differences.md#rotcolor-mlp-predictor)."""
     model = build("SIERotColor", dataclasses.replace(CONFIG, predictor_type="mlp", tf_num_layers=2))
     assert model.predictor.net[0].in_features == 8 + 6
     assert torch.isfinite(model(*make_batch("SIERotColor")).loss)

@@ -13,14 +13,14 @@ OBJECTS_PER_CLASS = 4
 VIEWS = 3
 
 
-def make_dataset(folder, latents: LatentSpace):
-    """Write, index and pack a 3-class x 4-object x 3-view dataset of 32x32 JPEGs."""
-    root = write_release_folder(folder / "release", SYNSETS, OBJECTS_PER_CLASS, VIEWS, 32, latents)
+def make_dataset(folder, latents: LatentSpace, size: int = 32):
+    """Write, index and pack a 3-class x 4-object x 3-view dataset of ``size`` x ``size`` JPEGs."""
+    root = write_release_folder(folder / "release", SYNSETS, OBJECTS_PER_CLASS, VIEWS, size, latents)
     spec = {
         "source": "prerendered",
         "root": str(root),
         "views": VIEWS,
-        "image_size": 32,
+        "image_size": size,
         "split": {"val_fraction": 0.2},
     }
     variant = dataset_variant("tiny", resolve_config({"datasets": {"tiny": spec}})["datasets"]["tiny"])
@@ -34,6 +34,12 @@ def make_dataset(folder, latents: LatentSpace):
 def tiny_dataset(tmp_path_factory):
     """Indexed + packed dataset with every latent factor varying (9 training objects)."""
     return make_dataset(tmp_path_factory.mktemp("tiny"), LatentSpace.paper())
+
+
+@pytest.fixture(scope="session")
+def large_dataset(tmp_path_factory):
+    """The tiny dataset's twin with 64 x 64 images (also a variant named 'tiny')."""
+    return make_dataset(tmp_path_factory.mktemp("large"), LatentSpace.paper(), size=64)
 
 
 @pytest.fixture(scope="session")

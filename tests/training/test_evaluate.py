@@ -13,9 +13,9 @@ from sie.data.readers import open_reader
 from sie.evaluate.features import compute_features, load_split
 from sie.evaluate.probes import ProbeSettings
 from sie.evaluate.run import PROBES, RetrievalSettings, evaluate_predictor, evaluate_probe
+from sie.models.files import load_pretrained
 from sie.training import checkpoint
 from sie.training.loop import pretrain
-from sie.training.outputs import load_pretrained
 
 pytestmark = pytest.mark.slow
 FAST_PROBES = ProbeSettings(epochs=2, batch_size=4, hidden_dims=16, val_pairs_per_object=2, device="cpu")

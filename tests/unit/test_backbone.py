@@ -1,4 +1,4 @@
-"""The TF-same-padding ResNet of reference 2.1."""
+"""The TF-same-padding ResNet (docs/method.md#backbone)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from sie.config import ConfigError, dataset_variant, load_config_files, parse_number, resolve_config
@@ -135,7 +136,106 @@ def test_config_files_merge_and_report_bad_files(tmp_path):
     assert merged["datasets"]["a"] == {"source": "procedural", "objects_per_class": 2, "views": 6}
     broken = tmp_path / "broken.yaml"
     broken.write_text("datasets: [unclosed\n")
-    with pytest.raises(ConfigError, match="broken.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match="broken.yaml: line 2, column 1: not valid YAML"):
         load_config_files([broken])
     with pytest.raises(ConfigError, match="missing.yaml: configuration file not found"):
         load_config_files([tmp_path / "missing.yaml"])
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "cause"),
+    [
+        ("datasets:\n  a:\n    source: procedural\n   views: 3\n", "line 4, column 4", "expected <block"),
+        ("datasets:\n\ta: 1\n", "line 2, column 1", "found character '\\t'"),
+        ("datasets:\n  a:\n    source: a: b\n", "line 3, column 14", "mapping values are not allowed"),
+    ],
+)
+def test_yaml_errors_name_the_file_the_line_and_the_fix(tmp_path, text, where, cause):
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_config_files([path])
+    message = str(raised.value)
+    assert message.startswith(f"{path}: {where}: not valid YAML: ") and cause in message
+    assert "indent with spaces, never tabs" in message
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
+def test_an_empty_config_file_is_an_error_naming_it(tmp_path, text):
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"^{path}: empty configuration file"):
+        load_config_files([path])
+
+
+def test_a_config_file_must_be_a_mapping_of_utf8_text(tmp_path):
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- datasets\n")
+    with pytest.raises(ConfigError, match="list.yaml: the top level must be a mapping of keys"):
+        load_config_files([listing])
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"datasets: caf\xe9\n")
+    with pytest.raises(ConfigError, match="latin.yaml: byte 13: not UTF-8 text"):
+        load_config_files([latin])
+
+
+def with_pretrain(training=None, methods_settings=None, **variant):
+    """A 3-class procedural variant (4 objects each: 3 train, 1 val) with SIE and VICReg pretraining."""
+    spec = {"source": "procedural", "classes": ["mug", "chair", "airplane"], "objects_per_class": 4}
+    pretrain = {"methods": ["SIE", "VICReg"], "training": training or {}}
+    if methods_settings:
+        pretrain["methods_settings"] = methods_settings
+    return {"datasets": {"tiny": {**spec, **variant}}, "pretrain": pretrain}
+
+
+def test_a_batch_that_fits_the_training_split_is_accepted():
+    resolve_config(with_pretrain({"batch_size": 9}))
+
+
+@pytest.mark.parametrize(
+    ("training", "methods_settings", "message"),
+    [
+        ({"batch_size": 10}, None, "'pretrain.training.batch_size': batch size 10 is larger"),
+        (
+            {"batch_size": 4},
+            {"VICReg": {"training": {"batch_size": 16}}},
+            "'pretrain.methods_settings.VICReg.training.batch_size': batch size 16 is larger",
+        ),
+        ({}, None, "'pretrain.training.batch_size': batch size 1024 (unset: the default) is larger"),
+    ],
+)
+def test_a_batch_larger_than_the_training_split_names_the_key_value_variant_and_fix(
+    training, methods_settings, message
+):
+    with pytest.raises(ConfigError) as raised:
+        resolve_config(with_pretrain(training, methods_settings))
+    text = str(raised.value)
+    assert message in text
+    assert "the 9 training objects of dataset variant 'tiny'" in text
+    assert "Set it to at most 9, or raise datasets.tiny.objects_per_class" in text
+
+
+def test_the_batch_check_counts_the_train_split_file(tmp_path):
+    train = tmp_path / "train_images.npy"
+    val = tmp_path / "val_images.npy"
+    np.save(train, np.array([f"/02691156/object{index}/" for index in range(5)]))
+    np.save(val, np.array(["/02691156/object9/"]))
+    (tmp_path / "release").mkdir()
+    variant = {
+        "source": "prerendered",
+        "root": str(tmp_path / "release"),
+        "split": {"train_images": str(train), "val_images": str(val)},
+    }
+    config = {"datasets": {"release": variant}, "pretrain": {"methods": ["SIE"], "training": {}}}
+    config["pretrain"]["training"]["batch_size"] = 5
+    resolve_config(config)
+    config["pretrain"]["training"]["batch_size"] = 6
+    with pytest.raises(ConfigError, match="batch size 6 is larger than the 5 training objects"):
+        resolve_config(config)
+
+
+def test_a_prerendered_folder_without_split_files_is_not_walked(tmp_path):
+    """Counting it would mean listing every object folder at every Snakefile parse: `sie pretrain`
+    checks it at its start instead."""
+    variant = {"source": "prerendered", "root": str(tmp_path / "nowhere")}
+    resolve_config({"datasets": {"release": variant}, "pretrain": {"methods": ["SIE"]}})

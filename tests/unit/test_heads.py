@@ -1,4 +1,5 @@
-"""Projector, predictors, AugSelf head and online probes (reference 2.2 to 2.7)."""
+"""Projector, predictors, AugSelf head and online probes (docs/method.md#heads,
+docs/method.md#online-evaluator)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def generator() -> torch.Generator:
 def test_parse_and_scale_widths() -> None:
     assert parse_widths("2048-2048-2048") == [2048, 2048, 2048]
     assert parse_widths("") == []
-    # Reference 2.3 table: --equi 128 / 256 / 384 of a 512-d representation.
+    # The table of docs/method.md#split: --equi 128 / 256 / 384 of a 512-d representation.
     assert scaled_widths("2048-2048-2048", 512 - 128, 512) == "1536-1536-1536"
     assert scaled_widths("2048-2048-2048", 128, 512) == "512-512-512"
     assert scaled_widths("2048-2048-2048", 256, 512) == "1024-1024-1024"
@@ -95,7 +96,7 @@ def test_hypernetwork_matches_per_sample_network(
     embedding, latent = torch.randn(5, 6, generator=generator), torch.randn(5, 4, generator=generator)
     expected = generated_network_by_loops(predictor, embedding, latent, relu)
     torch.testing.assert_close(predictor(embedding, latent), expected)
-    # A batch of one keeps its batch axis (quirk 10).
+    # A batch of one keeps its batch axis (docs/differences.md#hypernetwork-squeeze).
     assert predictor(embedding[:1], latent[:1]).shape == (1, 6)
     widths = [6, *[int(width) for width in hidden.split("-") if width], 6]
     expected_values = sum(a * b + (b if bias_pred else 0) for a, b in itertools.pairwise(widths))

@@ -55,7 +55,8 @@ def test_covariance_matches_loops_and_torch_cov(generator: torch.Generator) -> N
 
 
 def test_covariance_uses_actual_row_count_not_configured_batch(generator: torch.Generator) -> None:
-    """Deliberate difference from the original (quirk 6): divide by N - 1 with N the real row count.
+    """Deliberate difference from the original: divide by N - 1 with N the real row count
+    (docs/differences.md#covariance-denominator).
 
     The original divides by the configured global batch size; on a partial last batch of 960 rows out
     of 1024 its value is ((960 - 1) / (1024 - 1))^2 times ours.

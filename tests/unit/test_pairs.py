@@ -12,12 +12,16 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from sie.config import dataset_variant, resolve_config
 from sie.data.index import build_index
 from sie.data.pairs import (
+    RELEASE_NORMALIZATION,
     PairSampler,
     ViewPairDataset,
     epoch_view_pairs,
     load_pair_dataset,
     make_loader,
+    normalization_constants,
     normalize,
+    prepare_images,
+    resize,
 )
 from sie.data.readers import JpegReader, decode_image
 from sie.data.store import write_store
@@ -36,8 +40,8 @@ def dataset(tmp_path_factory):
     """Indexed and packed: 3 classes x 4 objects x 5 views of 24x20 JPEGs (9 train, 3 val objects)."""
     base = tmp_path_factory.mktemp("pairs")
     write_release_folder(base / "release", SYNSETS, 4, VIEWS, (HEIGHT, WIDTH))
-    spec = {"source": "prerendered", "root": str(base / "release"), "views": VIEWS, "image_size": WIDTH}
-    spec["split"] = {"val_fraction": 0.25}
+    spec = {"source": "prerendered", "root": str(base / "release"), "views": VIEWS}
+    spec.update(image_size=[WIDTH, HEIGHT], split={"val_fraction": 0.25})
     variant = dataset_variant("r", resolve_config({"datasets": {"r": spec}})["datasets"]["r"])
     build_index(variant, base / "dataset")
     write_store(base / "dataset", images="jpeg")
@@ -250,6 +254,49 @@ def test_normalize_matches_totensor_and_normalize():
     floats = images.float()
     normalize(floats, mean, std)
     assert torch.equal(floats, images.float())  # the input is never modified in place
+
+
+@pytest.mark.parametrize(("size", "resolution"), [(64, 32), (37, 16), (32, 48)])
+def test_prepare_images_matches_the_original_resize_totensor_normalize(size, resolution):
+    """The original's pipeline, torchvision's Resize((r, r)) on the PIL image then ToTensor and
+    Normalize, within one grey level (PIL rounds the resized pixels to 8 bits); a resize without
+    antialiasing is far off when shrinking."""
+    from torchvision import transforms
+
+    mean, std = RELEASE_NORMALIZATION["mean"], RELEASE_NORMALIZATION["std"]
+    pixels = np.random.default_rng(size).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    original = transforms.Compose(
+        [transforms.Resize((resolution, resolution)), transforms.ToTensor(), transforms.Normalize(mean, std)]
+    )(Image.fromarray(pixels))
+    images = torch.from_numpy(pixels).permute(2, 0, 1)[None]
+    result = prepare_images(images, mean, std, resolution)[0]
+    to_grey_levels = torch.tensor(std).view(3, 1, 1) * 255
+    difference = ((result - original) * to_grey_levels).abs()
+    assert result.shape == (3, resolution, resolution) and result.dtype == torch.float32
+    assert difference.max() <= 1.01 and difference.mean() < 0.4
+    if resolution < size:
+        aliased = torch.nn.functional.interpolate(
+            normalize(images, mean, std), size=(resolution, resolution), mode="bilinear", antialias=False
+        )[0]
+        assert ((aliased - original) * to_grey_levels).abs().mean() > 5
+
+
+def test_resize_keeps_images_at_their_size_or_without_a_resolution():
+    images = torch.rand(2, 3, 8, 8)
+    assert resize(images, None) is images and resize(images, 8) is images
+    assert resize(images, 4).shape == (2, 3, 4, 4)
+    assert prepare_images((images * 255).byte(), [0, 0, 0], [1, 1, 1]).shape == (2, 3, 8, 8)
+
+
+def test_normalization_constants_of_both_kinds():
+    statistics = {"mean": [0.1, 0.2, 0.3], "std": [0.4, 0.5, 0.6], "images": 10}
+    assert normalization_constants("dataset", statistics) == ([0.1, 0.2, 0.3], [0.4, 0.5, 0.6])
+    assert normalization_constants("release", statistics) == (
+        [0.5016, 0.5037, 0.5060],
+        [0.1030, 0.0999, 0.0969],
+    )
+    with pytest.raises(ValueError, match="unknown normalization 'other'"):
+        normalization_constants("other", statistics)
 
 
 def test_fast_decoder_equals_the_public_one(dataset):

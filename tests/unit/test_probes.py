@@ -60,8 +60,8 @@ def split(objects: int, seed: int, encode: str, noise_dims: int = 4) -> FeatureS
 def per_dimension_mean_r2(val: FeatureSplit, settings: ProbeSettings) -> float:
     """Global R² of predicting each target dimension's mean: the best a head can do from no information.
 
-    Not 0: the global R² has one mean over all dimensions (reference 4.6), and quaternion targets have
-    q_w far from q_x, q_y, q_z. Computed on an independent large draw of pairs.
+    Not 0: the global R² has one mean over all dimensions (docs/evaluations.md#r2-global), and
+    quaternion targets have q_w far from q_x, q_y, q_z. Computed on an independent large draw of pairs.
     """
     generator = np.random.default_rng(99)
     first = generator.integers(VIEWS, size=20000)

@@ -27,7 +27,7 @@ def make_release_folder(root, objects_per_class=3, views=VIEWS):
 def make_dataset(tmp_path):
     """An indexed dataset folder (6 train, 3 val objects) over a fresh release folder."""
     root = make_release_folder(tmp_path / "release")
-    spec = {"source": "prerendered", "root": str(root), "views": VIEWS, "image_size": WIDTH}
+    spec = {"source": "prerendered", "root": str(root), "views": VIEWS, "image_size": [WIDTH, HEIGHT]}
     spec["split"] = {"val_fraction": 0.34}
     variant = dataset_variant(
         "release", resolve_config({"datasets": {"release": spec}})["datasets"]["release"]

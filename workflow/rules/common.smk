@@ -2,18 +2,21 @@
 # Logic lives in the `sie` package (src/sie); this file only adapts it to Snakemake.
 
 import json
-from pathlib import Path
 
+from sie import paths
 from sie.config import dataset_variant, resolve_config
 from sie.workflow import (
+    check_rendered_views_match,
     check_variant_inputs,
     evaluation_files,
     figure_files,
     pretrain_runs,
     pretrain_spec,
+    run_paths,
     table_inputs as tables_inputs_of,
     tables,
     variant_shard_ids,
+    wildcard_patterns,
 )
 
 _resolved = resolve_config(config)
@@ -22,8 +25,11 @@ config.update(_resolved)
 VARIANTS = {
     name: dataset_variant(name, spec) for name, spec in config["datasets"].items()
 }
+# Refusals before any job starts: a refused change must never cost completed work (Snakemake deletes
+# the outputs of the jobs it reruns before they run).
 for _variant in VARIANTS.values():
     check_variant_inputs(_variant)
+    check_rendered_views_match(_variant)
 SHARDS = {name: variant_shard_ids(variant) for name, variant in VARIANTS.items()}
 PRETRAIN_RUNS = pretrain_runs(config)
 EVALUATION_FILES = evaluation_files(config)
@@ -33,18 +39,29 @@ PROBE_EVALUATIONS = [
     name for name in config["evaluate"]["evaluations"] if name != "predictor"
 ]
 PROBE_FILES = [
-    f"{evaluation}-{part}"
+    paths.partial(paths.EVALUATION_PATH, evaluation=evaluation, part=part)
     for evaluation in PROBE_EVALUATIONS
     for part in config["evaluate"]["parts"]
 ]
 
 
+# Name wildcards match only registered names (sie.workflow.wildcard_patterns builds them).
+WILDCARDS = wildcard_patterns()
+
+
 wildcard_constraints:
-    variant="[A-Za-z0-9][A-Za-z0-9_-]*",
+    variant=WILDCARDS["variant"],
     shard="[0-9]+",
-    method="[A-Za-z]+",
+    method=WILDCARDS["method"],
     seed="[0-9]+",
-    table="main|mrr",
+    table=WILDCARDS["table"],
+    evaluation=WILDCARDS["evaluation"],
+    part=WILDCARDS["part"],
+
+
+def filled(template):
+    """A params function: ``template`` (from sie.paths) with the job's wildcards filled."""
+    return lambda wildcards: paths.fill(template, **dict(wildcards.items()))
 
 
 def variant_spec(wildcards):
@@ -56,7 +73,7 @@ def variant_spec(wildcards):
 def shard_markers(wildcards):
     """Completion markers of every render shard of a variant (none for prerendered data)."""
     return expand(
-        "results/datasets/{variant}/shards/{shard}.json",
+        rules.render_shard.output.marker,
         variant=wildcards.variant,
         shard=SHARDS[wildcards.variant],
     )
@@ -70,12 +87,6 @@ def pretrain_spec_json(wildcards):
     return json.dumps(spec, sort_keys=True)
 
 
-def checkpoint_path(wildcards):
-    """Resumable checkpoint of a pretraining job: outside its declared outputs, which Snakemake
-    deletes when a job fails."""
-    return f"results/checkpoints/{wildcards.variant}/{wildcards.method}/seed{wildcards.seed}/checkpoint.pt"
-
-
 def evaluate_spec_json(wildcards):
     """The evaluate section of the configuration, the --spec of `sie evaluate`."""
     return json.dumps(config["evaluate"], sort_keys=True)
@@ -86,10 +97,16 @@ def table_inputs(wildcards):
     return tables_inputs_of(config, wildcards.table)
 
 
+def variant_runs(wildcards):
+    """The pretraining runs of the job's dataset variant."""
+    return [run for run in PRETRAIN_RUNS if run[0] == wildcards.variant]
+
+
 def training_summaries(wildcards):
     """summary.json of every pretraining run of a variant (their metrics.jsonl are complete)."""
-    return [
-        f"results/pretrain/{variant}/{method}/seed{seed}/summary.json"
-        for variant, method, seed in PRETRAIN_RUNS
-        if variant == wildcards.variant
-    ]
+    return run_paths(rules.pretrain.output.summary, variant_runs(wildcards))
+
+
+def training_run_folders(wildcards):
+    """The output folders of every pretraining run of a variant."""
+    return run_paths(paths.PRETRAIN_DIR, variant_runs(wildcards))

@@ -4,9 +4,9 @@
 rule render_shard:
     """Render one chunk of objects (every missing view) in one Blender process."""
     output:
-        "results/datasets/{variant}/shards/{shard}.json",
+        marker=paths.SHARD_MARKER_PATH,
     log:
-        "results/logs/render/{variant}/{shard}.log",
+        paths.RENDER_LOG,
     conda:
         "../envs/sie.yaml"
     threads: 2
@@ -14,7 +14,7 @@ rule render_shard:
         render_device="cpu",
     params:
         spec=variant_spec,
-        folder=lambda wildcards: f"results/datasets/{wildcards.variant}",
+        folder=filled(paths.DATASET_DIR),
     shell:
         "sie render --spec {params.spec:q} --shard {wildcards.shard} --output {params.folder}"
         " --threads {threads} --device {resources.render_device} 2>&1 | tee {log}"
@@ -25,30 +25,21 @@ rule index_dataset:
     input:
         shard_markers,
     output:
-        card="results/datasets/{variant}/card.json",
-        statistics="results/datasets/{variant}/statistics.json",
+        card=paths.CARD_PATH,
+        statistics=paths.STATISTICS_PATH,
         samples=report(
-            "results/datasets/{variant}/samples.png",
+            paths.SAMPLES_PATH,
             caption="../report/samples.rst",
             category="Datasets",
         ),
-        split_files=multiext(
-            "results/datasets/{variant}/",
-            "train_images.npy",
-            "train_labels.npy",
-            "val_images.npy",
-            "val_labels.npy",
-            "all_latents_train.npy",
-            "all_latents_val.npy",
-            "all_objects.npy",
-        ),
+        split_files=multiext(f"{paths.DATASET_DIR}/", *paths.SPLIT_FILES),
     log:
-        "results/logs/index/{variant}.log",
+        paths.INDEX_LOG,
     conda:
         "../envs/sie.yaml"
     params:
         spec=variant_spec,
-        folder=lambda wildcards: f"results/datasets/{wildcards.variant}",
+        folder=filled(paths.DATASET_DIR),
     shell:
         "sie index --spec {params.spec:q} --output {params.folder} 2>&1 | tee {log}"
 
@@ -56,4 +47,18 @@ rule index_dataset:
 rule datasets:
     """Every dataset variant of the configuration, rendered and indexed."""
     input:
-        expand("results/datasets/{variant}/card.json", variant=VARIANTS),
+        expand(rules.index_dataset.output.card, variant=VARIANTS),
+
+
+# Not part of `all`: run it by name. `sie verify --checksums` also re-hashes every file.
+rule verify:
+    """Check every variant's view files against its index (present, recorded sizes); names the repair."""
+    log:
+        paths.VERIFY_LOG,
+    localrule: True
+    conda:
+        "../envs/sie.yaml"
+    params:
+        folders=expand(paths.DATASET_DIR, variant=VARIANTS),
+    shell:
+        "sie verify --dataset {params.folders} 2>&1 | tee {log}"

@@ -6,18 +6,18 @@
 rule features:
     """One pass of the frozen model (eval-mode BatchNorm) over every train and val view."""
     input:
-        model="results/pretrain/{variant}/{method}/seed{seed}/model.pt",
-        store="results/datasets/{variant}/store/manifest.json",
+        model=rules.pretrain.output.model,
+        store=rules.pack_dataset.output.manifest,
     output:
-        "results/features/{variant}/{method}/seed{seed}/manifest.json",
+        manifest=paths.FEATURES_MANIFEST_PATH,
     log:
-        "results/logs/features/{variant}/{method}/seed{seed}.log",
+        paths.FEATURES_LOG,
     conda:
         "../envs/sie.yaml"
     threads: 2
     params:
-        dataset=lambda wildcards, input: str(Path(input.store).parent.parent),
-        folder=lambda wildcards, output: str(Path(output[0]).parent),
+        dataset=filled(paths.DATASET_DIR),
+        folder=filled(paths.FEATURES_DIR),
         device=config["evaluate"]["device"],
         batch=config["evaluate"]["features_batch_size"],
     shell:
@@ -28,22 +28,19 @@ rule features:
 rule evaluate_probes:
     """Classification, rotation and colour probes on every part of the stored representations."""
     input:
-        features="results/features/{variant}/{method}/seed{seed}/manifest.json",
-        card="results/datasets/{variant}/card.json",
+        features=rules.features.output.manifest,
+        card=rules.index_dataset.output.card,
     output:
-        [
-            f"results/evaluations/{{variant}}/{{method}}/seed{{seed}}/{name}.json"
-            for name in PROBE_FILES
-        ],
+        PROBE_FILES,
     log:
-        "results/logs/evaluate/{variant}/{method}/seed{seed}/probes.log",
+        paths.PROBES_LOG,
     conda:
         "../envs/sie.yaml"
     threads: 2
     params:
-        dataset=lambda wildcards, input: str(Path(input.card).parent),
-        features=lambda wildcards, input: str(Path(input.features).parent),
-        folder=lambda wildcards, output: str(Path(output[0]).parent),
+        dataset=filled(paths.DATASET_DIR),
+        features=filled(paths.FEATURES_DIR),
+        folder=filled(paths.EVALUATIONS_DIR),
         evaluations=" ".join(PROBE_EVALUATIONS),
         parts=" ".join(config["evaluate"]["parts"]),
         spec=evaluate_spec_json,
@@ -56,20 +53,20 @@ rule evaluate_probes:
 rule evaluate_predictor:
     """PRE, MRR and H@k of the learned predictor (not applicable to methods without one)."""
     input:
-        features="results/features/{variant}/{method}/seed{seed}/manifest.json",
-        model="results/pretrain/{variant}/{method}/seed{seed}/model.pt",
-        card="results/datasets/{variant}/card.json",
+        features=rules.features.output.manifest,
+        model=rules.pretrain.output.model,
+        card=rules.index_dataset.output.card,
     output:
-        "results/evaluations/{variant}/{method}/seed{seed}/predictor-equi.json",
+        paths.partial(paths.EVALUATION_PATH, evaluation="predictor", part="equi"),
     log:
-        "results/logs/evaluate/{variant}/{method}/seed{seed}/predictor.log",
+        paths.PREDICTOR_LOG,
     conda:
         "../envs/sie.yaml"
     threads: 2
     params:
-        dataset=lambda wildcards, input: str(Path(input.card).parent),
-        features=lambda wildcards, input: str(Path(input.features).parent),
-        folder=lambda wildcards, output: str(Path(output[0]).parent),
+        dataset=filled(paths.DATASET_DIR),
+        features=filled(paths.FEATURES_DIR),
+        folder=filled(paths.EVALUATIONS_DIR),
         spec=evaluate_spec_json,
     shell:
         "sie evaluate --features {params.features} --dataset {params.dataset} --evaluation predictor"

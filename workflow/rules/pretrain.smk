@@ -4,15 +4,15 @@
 rule pack_dataset:
     """Pack every view's JPEG of each split into one file (no small-file reads while training)."""
     input:
-        card="results/datasets/{variant}/card.json",
+        card=rules.index_dataset.output.card,
     output:
-        "results/datasets/{variant}/store/manifest.json",
+        manifest=paths.STORE_MANIFEST_PATH,
     log:
-        "results/logs/pack/{variant}.log",
+        paths.PACK_LOG,
     conda:
         "../envs/sie.yaml"
     params:
-        folder=lambda wildcards, input: str(Path(input.card).parent),
+        folder=filled(paths.DATASET_DIR),
     shell:
         "sie pack --dataset {params.folder} 2>&1 | tee {log}"
 
@@ -20,15 +20,15 @@ rule pack_dataset:
 rule pretrain:
     """Train one method on one dataset variant; resumes from its checkpoint after any interruption."""
     input:
-        store="results/datasets/{variant}/store/manifest.json",
-        statistics="results/datasets/{variant}/statistics.json",
+        store=rules.pack_dataset.output.manifest,
+        statistics=rules.index_dataset.output.statistics,
     output:
-        model="results/pretrain/{variant}/{method}/seed{seed}/model.pt",
-        backbone="results/pretrain/{variant}/{method}/seed{seed}/backbone.pt",
-        config="results/pretrain/{variant}/{method}/seed{seed}/config.json",
-        summary="results/pretrain/{variant}/{method}/seed{seed}/summary.json",
+        model=paths.MODEL_PATH,
+        backbone=paths.BACKBONE_PATH,
+        config=paths.RUN_CONFIG_PATH,
+        summary=paths.SUMMARY_PATH,
     log:
-        "results/logs/pretrain/{variant}/{method}/seed{seed}.log",
+        paths.PRETRAIN_LOG,
     conda:
         "../envs/sie.yaml"
     threads: 2
@@ -39,9 +39,9 @@ rule pretrain:
         mpi="",
     params:
         spec=pretrain_spec_json,
-        dataset=lambda wildcards, input: str(Path(input.store).parent.parent),
-        folder=lambda wildcards, output: str(Path(output.model).parent),
-        checkpoint=checkpoint_path,
+        dataset=filled(paths.DATASET_DIR),
+        folder=filled(paths.PRETRAIN_DIR),
+        checkpoint=filled(paths.CHECKPOINT_PATH),
     shell:
         "{resources.mpi} sie pretrain --spec {params.spec:q} --dataset {params.dataset} --output {params.folder}"
         " --checkpoint {params.checkpoint} --threads {threads} 2>&1 | tee {log}"
@@ -50,7 +50,4 @@ rule pretrain:
 rule pretrained:
     """Every pretraining run of the configuration."""
     input:
-        [
-            f"results/pretrain/{variant}/{method}/seed{seed}/summary.json"
-            for variant, method, seed in PRETRAIN_RUNS
-        ],
+        run_paths(rules.pretrain.output.summary, PRETRAIN_RUNS),

@@ -1,25 +1,34 @@
 # Tables and report: the paper's tables from the metrics files, training curves, a retrieval picture.
 
 
+# Seconds of work on small files: Snakemake runs them itself, never submitting them to a cluster.
+localrules:
+    table,
+    training_curves,
+    retrieval_figure,
+
+
 rule table:
     """One of the paper's tables (main: probes; mrr: predictor) as CSV, LaTeX, Markdown and HTML."""
     input:
         table_inputs,
     output:
-        csv="results/tables/{table}.csv",
-        tex="results/tables/{table}.tex",
-        markdown="results/tables/{table}.md",
+        csv=paths.partial(paths.TABLE_PATH, extension="csv"),
+        tex=paths.partial(paths.TABLE_PATH, extension="tex"),
+        markdown=paths.partial(paths.TABLE_PATH, extension="md"),
         html=report(
-            "results/tables/{table}.html",
+            paths.partial(paths.TABLE_PATH, extension="html"),
             caption="../report/table.rst",
             category="Tables",
         ),
     log:
-        "results/logs/tables/{table}.log",
+        paths.TABLE_LOG,
     conda:
         "../envs/sie.yaml"
+    params:
+        folder=filled(paths.TABLES_DIR),
     shell:
-        "sie tables --table {wildcards.table} --metrics {input} --output results/tables 2>&1 | tee {log}"
+        "sie tables --table {wildcards.table} --metrics {input} --output {params.folder} 2>&1 | tee {log}"
 
 
 rule training_curves:
@@ -28,16 +37,16 @@ rule training_curves:
         training_summaries,
     output:
         report(
-            "results/figures/training_{variant}.png",
+            paths.TRAINING_FIGURE_PATH,
             caption="../report/training.rst",
             category="Training",
         ),
     log:
-        "results/logs/figures/training_{variant}.log",
+        paths.TRAINING_FIGURE_LOG,
     conda:
         "../envs/sie.yaml"
     params:
-        runs=lambda wildcards, input: [str(Path(path).parent) for path in input],
+        runs=training_run_folders,
     shell:
         "sie curves --runs {params.runs} --output {output} 2>&1 | tee {log}"
 
@@ -45,22 +54,22 @@ rule training_curves:
 rule retrieval_figure:
     """Source, retrieved and true views of a model's predictor on validation objects."""
     input:
-        features="results/features/{variant}/{method}/seed{seed}/manifest.json",
-        model="results/pretrain/{variant}/{method}/seed{seed}/model.pt",
-        card="results/datasets/{variant}/card.json",
+        features=rules.features.output.manifest,
+        model=rules.pretrain.output.model,
+        card=rules.index_dataset.output.card,
     output:
         report(
-            "results/figures/retrieval_{variant}_{method}_seed{seed}.png",
+            paths.RETRIEVAL_FIGURE_PATH,
             caption="../report/retrieval.rst",
             category="Retrieval",
         ),
     log:
-        "results/logs/figures/retrieval_{variant}_{method}_seed{seed}.log",
+        paths.RETRIEVAL_FIGURE_LOG,
     conda:
         "../envs/sie.yaml"
     params:
-        features=lambda wildcards, input: str(Path(input.features).parent),
-        dataset=lambda wildcards, input: str(Path(input.card).parent),
+        features=filled(paths.FEATURES_DIR),
+        dataset=filled(paths.DATASET_DIR),
     shell:
         "sie retrieval-figure --features {params.features} --model {input.model} --dataset {params.dataset}"
         " --output {output} 2>&1 | tee {log}"
@@ -69,7 +78,7 @@ rule retrieval_figure:
 rule tables:
     """Both tables of the paper."""
     input:
-        expand("results/tables/{table}.tex", table=TABLES),
+        expand(rules.table.output.tex, table=TABLES),
 
 
 rule figures:

@@ -1,4 +1,6 @@
-"""Latent factors of a view: sampling from per-view generators, and the rotation maths.
+"""Latent factors of a view: sampling from per-view generators, the rotation maths, and the latent
+contract every other module derives from (factor order, hue columns, pair latent kinds and sizes, the
+rotation and colour targets of a pair of views).
 
 A view's latent is 7 float64 numbers in the release's order: the X, Y, Z angles of an extrinsic
 'xyz' Euler rotation (Blender's "XYZ" mode; scipy's ``from_euler("xyz")``), the floor hue, the spot
@@ -49,6 +51,22 @@ FACTOR_LIMITS: dict[str, tuple[float, float]] = {
 """Physically meaningful bounds: hues are fractions of the colour wheel, the spot stays above the floor."""
 
 LATENT_SIZE = len(FACTORS)
+
+QUATERNION_SIZE = 4
+"""The rotation from one view to another: a quaternion (x, y, z, w; scipy's order and sign)."""
+
+HUE_FACTORS = ("floor_hue", "spot_hue")
+"""The colour factors: their changes are the colour targets (colour probe, RotColor latents)."""
+
+HUE_COLUMNS = tuple(FACTORS.index(factor) for factor in HUE_FACTORS)
+"""Columns of the colour factors in the latent vector (3 and 6)."""
+
+PAIR_LATENT_SIZES = {"rotation": QUATERNION_SIZE, "rotcolor": QUATERNION_SIZE + len(HUE_FACTORS)}
+"""Latent kind of a method -> size of its pair latent z: the relative quaternion, then for ``rotcolor``
+the two hue differences (:func:`pair_latents`)."""
+
+COLOUR_LATENTS = frozenset(kind for kind, size in PAIR_LATENT_SIZES.items() if size > QUATERNION_SIZE)
+"""Latent kinds that condition on colour changes (they need varying hues)."""
 
 
 @dataclass(frozen=True)
@@ -124,3 +142,23 @@ def relative_quaternion(latent_first: np.ndarray, latent_second: np.ndarray) -> 
     first = Rotation.from_euler("xyz", np.asarray(latent_first)[..., :3])
     second = Rotation.from_euler("xyz", np.asarray(latent_second)[..., :3])
     return (first.inv() * second).as_quat()
+
+
+def hue_differences(latent_first: np.ndarray, latent_second: np.ndarray) -> np.ndarray:
+    """[floor hue(2) - floor hue(1), spot hue(2) - spot hue(1)] (not wrapped) of n pairs, (n, 2) float64."""
+    columns = list(HUE_COLUMNS)
+    return np.asarray(latent_second)[:, columns] - np.asarray(latent_first)[:, columns]
+
+
+def pair_latents(first: np.ndarray, second: np.ndarray, latent_kind: str) -> np.ndarray:
+    """Float32 pair latents (n, size) of n pairs of 7-value view latents (n, 7).
+
+    ``rotation``: quaternion (x, y, z, w; scipy's order and sign) of R1^-1 R2. ``rotcolor``: that
+    quaternion, then floor-hue and spot-hue differences (second minus first, not wrapped).
+    """
+    if latent_kind not in PAIR_LATENT_SIZES:
+        raise ValueError(f"unknown latent kind {latent_kind!r}; known: {sorted(PAIR_LATENT_SIZES)}")
+    quaternion = relative_quaternion(first, second).reshape(-1, QUATERNION_SIZE)
+    if latent_kind not in COLOUR_LATENTS:
+        return quaternion.astype(np.float32)
+    return np.concatenate([quaternion, hue_differences(first, second)], axis=1).astype(np.float32)

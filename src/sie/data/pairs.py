@@ -1,4 +1,4 @@
-"""View pairs for pre-training: the dataset, its sampler, normalisation and the loader.
+"""View pairs for pre-training: the dataset, its sampler, normalisation, resizing and the loader.
 
 An item is addressed by a key ``epoch * num_objects + object_index``; its two views come from the
 epoch's view choices, drawn at once by a generator seeded by (seed, epoch), so an object's pair depends
@@ -14,27 +14,27 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
+from torch.nn import functional as nn_functional
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from sie.data.latents import LATENT_SIZE, relative_quaternion
-from sie.data.readers import READERS, open_reader
-from sie.data.store import dataset_layout
-
-LATENT_SIZES = {"rotation": 4, "rotcolor": 6}
-"""Latent kind -> size of the pair latent: the relative quaternion, plus two hue differences."""
-
-HUE_COLUMNS = [3, 6]
-"""Floor hue and spot-light hue in the 7-value latent."""
+from sie.data.latents import LATENT_SIZE, PAIR_LATENT_SIZES, pair_latents
+from sie.data.readers import open_reader
+from sie.data.store import READERS, dataset_layout
+from sie.paths import labels_file, latents_file
 
 SAMPLER_STREAM = 1_000_003
 """Entropy word that keeps the sampler's permutations apart from the view choices."""
 
 VIEW_STREAM = 2_000_003
 """Entropy word of the per-epoch view choices."""
+
+RELEASE_NORMALIZATION = {"mean": [0.5016, 0.5037, 0.5060], "std": [0.1030, 0.0999, 0.0969]}
+"""The original code's fixed per-channel constants (``normalization: release``,
+docs/dataset.md#normalisation)."""
 
 
 Item = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -46,21 +46,6 @@ class ViewReader(Protocol):
     def read_images(self, rows: np.ndarray) -> torch.Tensor: ...
 
     def __len__(self) -> int: ...
-
-
-def pair_latents(first: np.ndarray, second: np.ndarray, latent_kind: str) -> np.ndarray:
-    """Float32 pair latents (n, size) of n pairs of 7-value view latents (n, 7).
-
-    ``rotation``: quaternion (x, y, z, w; scipy's order and sign) of R1^-1 R2. ``rotcolor``: that
-    quaternion, then floor-hue and spot-hue differences (second minus first, not wrapped).
-    """
-    if latent_kind not in LATENT_SIZES:
-        raise ValueError(f"unknown latent kind {latent_kind!r}; known: {sorted(LATENT_SIZES)}")
-    quaternion = relative_quaternion(first, second).reshape(-1, 4)
-    if latent_kind == "rotation":
-        return quaternion.astype(np.float32)
-    hues = second[:, HUE_COLUMNS] - first[:, HUE_COLUMNS]
-    return np.concatenate([quaternion, hues], axis=1).astype(np.float32)
 
 
 def epoch_view_pairs(seed: int, epoch: int, num_objects: int, views: int) -> np.ndarray:
@@ -87,8 +72,8 @@ class ViewPairDataset(Dataset):
         latent_kind: str,
         seed: int,
     ) -> None:
-        if latent_kind not in LATENT_SIZES:
-            raise ValueError(f"unknown latent kind {latent_kind!r}; known: {sorted(LATENT_SIZES)}")
+        if latent_kind not in PAIR_LATENT_SIZES:
+            raise ValueError(f"unknown latent kind {latent_kind!r}; known: {sorted(PAIR_LATENT_SIZES)}")
         if views < 2:
             raise ValueError(f"a view pair needs at least 2 views per object, found {views}")
         self.labels = np.asarray(labels, dtype=np.int64)
@@ -157,8 +142,8 @@ def load_pair_dataset(
     _, views = dataset_layout(dataset_dir)
     return ViewPairDataset(
         open_reader(dataset_dir, split, reader),
-        np.load(dataset_dir / f"all_latents_{split}.npy", allow_pickle=False),
-        np.load(dataset_dir / f"{split}_labels.npy", allow_pickle=False),
+        np.load(dataset_dir / latents_file(split), allow_pickle=False),
+        np.load(dataset_dir / labels_file(split), allow_pickle=False),
         views,
         latent_kind,
         seed,
@@ -256,3 +241,38 @@ def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float])
     mean_tensor = torch.as_tensor(mean, dtype=torch.float32, device=images.device).view(shape)
     std_tensor = torch.as_tensor(std, dtype=torch.float32, device=images.device).view(shape)
     return images.to(torch.float32, copy=True).div_(255.0).sub_(mean_tensor).div_(std_tensor)
+
+
+def normalization_constants(kind: str, statistics: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """(mean, std) of a normalisation kind: ``dataset`` (the dataset's ``statistics.json``, given as
+    ``statistics``) or ``release`` (the original's constants)."""
+    if kind == "dataset":
+        return list(statistics["mean"]), list(statistics["std"])
+    if kind == "release":
+        return list(RELEASE_NORMALIZATION["mean"]), list(RELEASE_NORMALIZATION["std"])
+    raise ValueError(f"unknown normalization {kind!r}; known: dataset, release")
+
+
+def resize(images: torch.Tensor, resolution: int | None) -> torch.Tensor:
+    """Float images (B, C, H, W) resized to ``resolution`` x ``resolution`` on their device; unchanged
+    when ``resolution`` is None or already their size (docs/dataset.md#resolution).
+
+    The original resizes each decoded PIL image with torchvision's ``Resize((r, r))`` before
+    ``ToTensor``: bilinear, and PIL's bilinear filter widens with the scale factor when shrinking
+    (antialiased). Here the batch is resized at once with ``interpolate(mode="bilinear",
+    antialias=True, align_corners=False)``, torch's equivalent of that filter; since Normalize is a
+    per-channel affine map and the filter's weights sum to 1, resizing normalised images equals
+    normalising resized ones (the original also rounds the resized pixels to uint8; this does not).
+    """
+    if resolution is None or tuple(images.shape[-2:]) == (resolution, resolution):
+        return images
+    return nn_functional.interpolate(
+        images, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False
+    )
+
+
+def prepare_images(
+    images: torch.Tensor, mean: Sequence[float], std: Sequence[float], resolution: int | None = None
+) -> torch.Tensor:
+    """uint8 images (B, 3, H, W) to the float32 network input: normalised, then resized."""
+    return resize(normalize(images, mean, std), resolution)

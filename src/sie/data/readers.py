@@ -12,43 +12,16 @@ from __future__ import annotations
 
 import mmap
 import os
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.io import ImageReadMode, decode_jpeg
 
-from sie.data.layout import SPLITS, image_path, read_split_images
-from sie.data.store import dataset_layout, read_manifest, store_dir
-
-
-def _decode_operator() -> Callable[..., torch.Tensor] | None:
-    """The op behind ``torchvision.io.decode_jpeg`` (loaded by importing it), or None if it is missing.
-
-    Calling it directly skips the public wrapper's per-call Python (usage logging, a deprecation warning,
-    argument handling): measured 30-45 µs per image, about as much as decoding a 64 px view.
-    """
-    try:
-        return torch.ops.image.decode_jpeg
-    except (AttributeError, RuntimeError):
-        return None
-
-
-_DECODE = _decode_operator()
-if _DECODE is None:
-    # The public wrapper warns on every call: torchvision 0.29 deprecates its codecs in favour of
-    # TorchCodec (not a dependency here). The decoder is still libjpeg-turbo, pixel-identical to PIL's.
-    warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision")
-
-
-def decode_image(data: bytes) -> torch.Tensor:
-    """Decode JPEG bytes to a uint8 (3, H, W) RGB tensor with torchvision's libjpeg-turbo decoder."""
-    encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-    if _DECODE is not None:
-        return _DECODE(encoded, ImageReadMode.RGB.value, False)
-    return decode_jpeg(encoded, mode=ImageReadMode.RGB)
+from sie.data.decode import decode_image
+from sie.data.jpeg import JPEG_END, JPEG_START, decoder_error_cause
+from sie.data.layout import image_path, read_split_images
+from sie.data.store import READERS, dataset_layout, read_manifest, store_dir, store_file
+from sie.paths import SPLITS, STORE_JPEGS_FILE, STORE_OFFSETS_FILE, STORE_PIXELS_FILE, images_file
 
 
 def check_row(row: int, rows: int) -> int:
@@ -60,8 +33,15 @@ def check_row(row: int, rows: int) -> int:
 
 
 class JpegReader:
-    """Shared decoding of readers that hold JPEG bytes (``read(row) -> bytes``)."""
+    """Shared decoding of readers that hold JPEG bytes (``read(row) -> bytes``).
 
+    Training decodes at full speed: no strict checks beyond the start and end markers (the bytes were
+    checked strictly by ``sie index`` and against its checksums by ``sie pack``), but an error names
+    the split, the row, the object and the view.
+    """
+
+    dataset_dir: Path | None = None
+    split: str = ""
     views: int = 1
 
     def read(self, row: int) -> bytes:
@@ -74,12 +54,25 @@ class JpegReader:
 
     def decode_row(self, row: int) -> torch.Tensor:
         """The decoded image of one row."""
+        data = self.read(row)
         try:
-            return decode_image(self.read(row))
+            if not (data[:2] == JPEG_START and data[-2:] == JPEG_END):
+                raise RuntimeError("no start or end marker; truncated?")
+            return decode_image(data)
         except RuntimeError as error:
-            raise ValueError(
-                f"row {row} (object {row // self.views}, view {row % self.views}): {error}"
-            ) from None
+            raise ValueError(f"{self.describe(row)}: corrupt JPEG ({decoder_error_cause(error)})") from None
+
+    def describe(self, row: int) -> str:
+        """'<split> row R (object /synset/id/, view V)' (reads the split's object list: errors only)."""
+        object_index, view = divmod(row, self.views)
+        described = str(object_index)
+        if self.dataset_dir is not None:
+            try:
+                names = read_split_images(Path(self.dataset_dir) / images_file(self.split))
+                described = names[object_index].release_path
+            except (OSError, ValueError, IndexError):
+                pass
+        return f"{self.split} row {row} (object {described}, view {view})".lstrip()
 
 
 class PackedViews(JpegReader):
@@ -89,8 +82,9 @@ class PackedViews(JpegReader):
         manifest = read_manifest(dataset_dir)
         if split not in manifest["splits"]:
             raise ValueError(f"split {split!r} not in the store (has {sorted(manifest['splits'])})")
-        self.data_path = store_dir(dataset_dir) / f"{split}.jpegs"
-        self.offsets_path = store_dir(dataset_dir) / f"{split}_offsets.npy"
+        self.dataset_dir, self.split = Path(dataset_dir), split
+        self.data_path = store_dir(dataset_dir) / store_file(STORE_JPEGS_FILE, split)
+        self.offsets_path = store_dir(dataset_dir) / store_file(STORE_OFFSETS_FILE, split)
         self.rows = int(manifest["splits"][split]["rows"])
         self.views = int(manifest["views_per_object"])
         self._offsets: np.ndarray | None = None
@@ -132,8 +126,9 @@ class FileViews(JpegReader):
     def __init__(self, dataset_dir: Path, split: str) -> None:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; known: {list(SPLITS)}")
+        self.dataset_dir, self.split = Path(dataset_dir), split
         self.root, self.views = dataset_layout(dataset_dir)
-        self.objects = read_split_images(Path(dataset_dir) / f"{split}_images.npy")
+        self.objects = read_split_images(Path(dataset_dir) / images_file(split))
         self.rows = len(self.objects) * self.views
 
     def __len__(self) -> int:
@@ -144,6 +139,11 @@ class FileViews(JpegReader):
         object_index, view = divmod(check_row(row, self.rows), self.views)
         return image_path(self.root, self.objects[object_index], view).read_bytes()
 
+    def describe(self, row: int) -> str:
+        """'<path> (<split> row R)'."""
+        object_index, view = divmod(row, self.views)
+        return f"{image_path(self.root, self.objects[object_index], view)} ({self.split} row {row})"
+
 
 class PixelViews:
     """Reads decoded views from the store's pixel array (``{split}.pixels.npy``, (rows, 3, H, W) uint8)."""
@@ -152,7 +152,7 @@ class PixelViews:
         manifest = read_manifest(dataset_dir)
         if split not in manifest["splits"]:
             raise ValueError(f"split {split!r} not in the store (has {sorted(manifest['splits'])})")
-        self.path = store_dir(dataset_dir) / f"{split}.pixels.npy"
+        self.path = store_dir(dataset_dir) / store_file(STORE_PIXELS_FILE, split)
         self.rows = int(manifest["splits"][split]["rows"])
         self._pixels: np.ndarray | None = None
 
@@ -171,9 +171,6 @@ class PixelViews:
     def __getstate__(self) -> dict:
         """Pickle without the open map: each worker maps the file on first read."""
         return {**self.__dict__, "_pixels": None}
-
-
-READERS = ("packed", "files")
 
 
 def open_reader(dataset_dir: Path, split: str, kind: str = "packed") -> PixelViews | PackedViews | FileViews:

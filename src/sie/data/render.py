@@ -126,7 +126,7 @@ def model_path(variant: DatasetVariant, output_dir: Path, item: ObjectRef) -> Pa
         from sie.data.mesh import write_obj
         from sie.data.procedural import build_object
 
-        path = models_root(output_dir) / item.synset / item.object_id / "models" / "model_normalized.obj"
+        path = shapenet_model_path(models_root(output_dir), item)  # procedural models in ShapeNet's layout
         mesh = build_object(procedural_class_name(item), procedural_seed(variant.seed, item))
         write_obj(mesh, path)
         return path

@@ -3,31 +3,54 @@
 For each split, in the row order of ``all_latents_<split>.npy`` (object-major, views in order):
 ``<split>_representations.npy`` (backbone outputs) and, for methods with a predictor,
 ``<split>_embeddings.npy`` (the equivariant embeddings the predictor maps). BatchNorm runs in eval mode
-(the original evaluations re-estimated its statistics on the probe data: quirk 11). Arrays are written
-through memory maps (bounded memory at 2.6 M views), each to a temporary file renamed at the end;
-``manifest.json`` is written last and marks the store complete.
+(the original evaluations re-estimated its statistics on the probe data:
+docs/differences.md#probe-batchnorm), on images normalised and resized as in training (model.pt records
+both: docs/dataset.md#resolution). Arrays are written through memory maps (bounded memory at
+2.6 M views), each to a temporary file renamed at the end; ``manifest.json`` is written last and marks
+the store complete.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from sie.data.layout import SPLITS
-from sie.data.pairs import normalize
+from sie.data.pairs import prepare_images
 from sie.data.readers import open_reader
 from sie.data.store import dataset_layout
+from sie.devices import resolve_device
 from sie.io import atomic_path, read_json, write_json
+from sie.models.files import load_pretrained
 from sie.models.methods import SSLModel
+from sie.paths import FEATURES_ARRAY_FILE, MANIFEST_FILE, SPLITS, fill
 from sie.progress import Progress
-from sie.training.outputs import load_pretrained
 
 FEATURES_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ImageInputs:
+    """How a pretrained model's inputs are made: the training normalisation and resolution."""
+
+    mean: list[float]
+    std: list[float]
+    resolution: int | None = None
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> ImageInputs:
+        """The inputs model.pt records (files written before resolutions existed: the dataset's size)."""
+        normalization = payload["normalization"]
+        return cls(list(normalization["mean"]), list(normalization["std"]), payload.get("resolution"))
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images (B, 3, H, W) to the model's float input, on the images' device."""
+        return prepare_images(images, self.mean, self.std, self.resolution)
 
 
 def equivariant_embeddings(model: SSLModel, representations: torch.Tensor) -> torch.Tensor:
@@ -45,20 +68,18 @@ def compute_features(
 ) -> dict[str, Any]:
     """Write the feature store of one pretrained model on one dataset; returns the manifest."""
     model, payload = load_pretrained(model_path)
-    target = torch.device(
-        "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
-    )
+    target = resolve_device(device)
     model = model.to(target)
     _, views = dataset_layout(dataset_dir)
-    mean, std = payload["normalization"]["mean"], payload["normalization"]["std"]
+    inputs = ImageInputs.from_payload(payload)
     with_embeddings = model.spec.has_predictor
-    (output_dir / "manifest.json").unlink(missing_ok=True)
+    (output_dir / MANIFEST_FILE).unlink(missing_ok=True)
     splits = {}
     started = time.perf_counter()
     for split in SPLITS:
         source = open_reader(dataset_dir, split, reader)
         splits[split] = write_split(
-            model, source, len(source), output_dir, split, target, (mean, std), batch_size, with_embeddings
+            model, source, len(source), output_dir, split, target, inputs, batch_size, with_embeddings
         )
     manifest = {
         "format": FEATURES_FORMAT,
@@ -69,6 +90,8 @@ def compute_features(
         "variant": payload["variant"],
         "seed": payload["seed"],
         "views_per_object": views,
+        "resolution": inputs.resolution,
+        "normalization": {"mean": inputs.mean, "std": inputs.std},
         "representation_dim": model.representation_dim,
         "inv_dims": model.inv_dims,
         "has_predictor": with_embeddings,
@@ -77,7 +100,7 @@ def compute_features(
         "seconds": round(time.perf_counter() - started, 2),
         "device": str(target),
     }
-    write_json(output_dir / "manifest.json", manifest)
+    write_json(output_dir / MANIFEST_FILE, manifest)
     return manifest
 
 
@@ -97,7 +120,7 @@ def write_split(
     output_dir: Path,
     split: str,
     device: torch.device,
-    normalization: tuple[list[float], list[float]],
+    inputs: ImageInputs,
     batch_size: int,
     with_embeddings: bool,
 ) -> dict:
@@ -106,7 +129,7 @@ def write_split(
     progress = Progress(f"features {split}", rows, unit="views", interval=10.0)
     with contextlib.ExitStack() as stack:
         paths = {
-            name: stack.enter_context(atomic_path(output_dir / f"{split}_{name}.npy", suffix=".npy"))
+            name: stack.enter_context(atomic_path(output_dir / features_file(split, name), suffix=".npy"))
             for name in widths
         }
         if rows == 0:
@@ -120,7 +143,7 @@ def write_split(
         for start in range(0, rows, batch_size):
             stop = min(start + batch_size, rows)
             images = source.read_images(np.arange(start, stop)).to(device, non_blocking=True)
-            representations = model.backbone(normalize(images, *normalization))
+            representations = model.backbone(inputs.prepare(images))
             arrays["representations"][start:stop] = representations.float().cpu().numpy()
             if with_embeddings:
                 embeddings = equivariant_embeddings(model, representations)
@@ -130,13 +153,18 @@ def write_split(
             array.flush()
         arrays.clear()
     for stale in {"embeddings"} - set(widths):
-        (output_dir / f"{split}_{stale}.npy").unlink(missing_ok=True)
+        (output_dir / features_file(split, stale)).unlink(missing_ok=True)
     return {"rows": rows, "outputs": list(widths)}
+
+
+def features_file(split: str, output: str) -> str:
+    """The name of a feature store's array (``output``: ``representations`` or ``embeddings``)."""
+    return fill(FEATURES_ARRAY_FILE, split=split, output=output)
 
 
 def read_manifest(features_dir: Path) -> dict[str, Any]:
     """The feature store's manifest; a clear error when the store is incomplete."""
-    path = features_dir / "manifest.json"
+    path = features_dir / MANIFEST_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no complete feature store (run `sie features` first)")
     return read_json(path)
@@ -144,4 +172,4 @@ def read_manifest(features_dir: Path) -> dict[str, Any]:
 
 def load_split(features_dir: Path, split: str, name: str = "representations") -> np.ndarray:
     """A stored feature array, memory-mapped (nothing is read until used)."""
-    return np.load(features_dir / f"{split}_{name}.npy", mmap_mode="r")
+    return np.load(features_dir / features_file(split, name), mmap_mode="r")

@@ -1,8 +1,10 @@
-"""Pure evaluation metrics (reference 4.6, 5.2, 5.5, 5.6).
+"""Pure evaluation metrics (docs/evaluations.md#r2-global, docs/evaluations.md#classification,
+docs/evaluations.md#pre, docs/evaluations.md#mrr-hk).
 
 Ranks are 1-based. The R² here is the paper's *global* R² (one target mean over every sample and
-dimension, reference 4.6 and quirk 17), not scikit-learn's per-output ``r2_score``; it is kept to stay
-comparable with the paper's numbers. Accuracies are fractions in [0, 1] (quirk 25: tables show %).
+dimension, docs/evaluations.md#r2-global), not scikit-learn's per-output ``r2_score``; it is kept to stay
+comparable with the paper's numbers. Accuracies are fractions in [0, 1]
+(docs/differences.md#units: tables show %).
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def prediction_error_terms(quaternions_a: np.ndarray, quaternions_b: np.ndarray)
 
 
 def prediction_error(quaternions_a: np.ndarray, quaternions_b: np.ndarray) -> float:
-    """PRE: mean over rows of 1 - <q_a, q_b>^2 (reference 5.5 step 6)."""
+    """PRE: mean over rows of 1 - <q_a, q_b>^2 (docs/evaluations.md#pre)."""
     return float(np.mean(prediction_error_terms(quaternions_a, quaternions_b)))
 
 

@@ -1,8 +1,11 @@
-"""Probes trained on stored features: classification, rotation and colour prediction (reference 5.1-5.4).
+"""Probes trained on stored features: classification, rotation and colour prediction
+(docs/evaluations.md#probes).
 
 Every head trains with Adam on features computed once per checkpoint (the backbone never runs here), so
-the original's train-mode BatchNorm re-estimation (quirk 11) does not apply: features are eval-mode ones.
-Deliberate differences from the original scripts, all for lower variance and reproducibility (quirk 12):
+the original's train-mode BatchNorm re-estimation (docs/differences.md#probe-batchnorm)
+does not apply: features are eval-mode ones.
+Deliberate differences from the original scripts, all for lower variance and reproducibility
+(docs/differences.md#probe-sampling):
 
 - classification validates on EVERY view of every val object (the original: one random view per object
   per epoch), so the number is deterministic given the head;
@@ -12,7 +15,8 @@ Deliberate differences from the original scripts, all for lower variance and rep
 
 Training is as the original: one random view (classification) or one random pair of distinct views
 (regression) per object per epoch, shuffled, batches of ``batch_size`` with a partial last batch.
-Accuracies are fractions in [0, 1] (quirk 25); R² is the paper's global R² (reference 4.6).
+Accuracies are fractions in [0, 1] (docs/differences.md#units); R² is the paper's global R²
+(docs/evaluations.md#r2-global).
 """
 
 from __future__ import annotations
@@ -28,14 +32,11 @@ import torch
 import torch.nn.functional as functional
 from torch import nn
 
-from sie.data.latents import FACTORS, relative_quaternion
+from sie.data.latents import hue_differences, relative_quaternion
 from sie.evaluate.metrics import true_class_ranks
+from sie.evaluate.registry import HEADS, PARTS
 from sie.models.losses import global_r2
 
-PARTS = ("inv", "equi", "all")
-HEADS = ("linear", "mlp")
-FLOOR_HUE = FACTORS.index("floor_hue")
-SPOT_HUE = FACTORS.index("spot_hue")
 _LOAD_CHUNK_ROWS = 16384
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -67,7 +68,8 @@ class FeatureSplit:
 
 @dataclass(frozen=True)
 class ProbeSettings:
-    """Optimisation and evaluation settings (defaults: the paper's README commands, reference 5.7)."""
+    """Optimisation and evaluation settings (defaults: the paper's README commands,
+    docs/evaluations.md#settings)."""
 
     epochs: int = 300
     batch_size: int = 256
@@ -125,8 +127,7 @@ def rotation_targets(first_latents: np.ndarray, second_latents: np.ndarray) -> n
 
 def color_targets(first_latents: np.ndarray, second_latents: np.ndarray) -> np.ndarray:
     """[floor hue(2) - floor hue(1), spot hue(2) - spot hue(1)] (not wrapped), float32 (pairs, 2)."""
-    columns = [FLOOR_HUE, SPOT_HUE]
-    return (np.asarray(second_latents)[:, columns] - np.asarray(first_latents)[:, columns]).astype(np.float32)
+    return hue_differences(first_latents, second_latents).astype(np.float32)
 
 
 def build_head(input_dims: int, outputs: int, kind: str, hidden_dims: int, seed: int) -> nn.Sequential:
@@ -271,7 +272,7 @@ def classification_summary(logits: torch.Tensor, labels: torch.Tensor) -> dict[s
 
 
 def regression_summary(prediction: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """Global ``r2`` (reference 4.6, in float64) and ``mse`` of predictions against targets."""
+    """Global ``r2`` (docs/evaluations.md#r2-global, in float64) and ``mse`` of predictions vs targets."""
     return {
         "r2": float(global_r2(prediction.double(), target.double())),
         "mse": float(functional.mse_loss(prediction, target)),
@@ -288,7 +289,8 @@ def classification(
     classes: int | None = None,
     settings: ProbeSettings | None = None,
 ) -> ProbeResult:
-    """Class probe (reference 5.2): one random view per train object per epoch; val on every view.
+    """Class probe (docs/evaluations.md#classification): one random view per train object per epoch;
+    val on every view.
 
     Metrics: ``top1``, ``top5`` (fractions) and ``loss`` (cross-entropy) on all val views.
     """
@@ -372,12 +374,14 @@ def _pair_regression(
 def rotation(
     train: FeatureSplit, val: FeatureSplit, part: str, inv_dims: int, *, settings: ProbeSettings | None = None
 ) -> ProbeResult:
-    """Rotation probe (reference 5.3): quaternion of R1^-1 R2 from two views; metrics ``r2``, ``mse``."""
+    """Rotation probe (docs/evaluations.md#rotation-probe): quaternion of R1^-1 R2 from two views;
+    metrics ``r2``, ``mse``."""
     return _pair_regression(train, val, part, inv_dims, rotation_targets, settings or ProbeSettings())
 
 
 def color(
     train: FeatureSplit, val: FeatureSplit, part: str, inv_dims: int, *, settings: ProbeSettings | None = None
 ) -> ProbeResult:
-    """Colour probe (reference 5.4): floor and spot hue differences; metrics ``r2``, ``mse``."""
+    """Colour probe (docs/evaluations.md#colour-probe): floor and spot hue differences; metrics ``r2``,
+    ``mse``."""
     return _pair_regression(train, val, part, inv_dims, color_targets, settings or ProbeSettings())

@@ -1,4 +1,5 @@
-"""Retrieval metrics of the learned predictor: PRE, MRR and H@k (reference 5.5, 5.6).
+"""Retrieval metrics of the learned predictor: PRE, MRR and H@k
+(docs/evaluations.md#predictor-evaluation).
 
 Queries are every view t of every object; the source is view 0 of the same object (t = source included);
 the conditioning latent is the quaternion of R_s^-1 R_t (scipy order and sign, as in training) or, for
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as functional
 
-from sie.data.pairs import pair_latents
+from sie.data.latents import pair_latents
 from sie.evaluate.metrics import absolute_quaternions, hit_rates, mean_reciprocal_rank, prediction_error_terms
 
 HIT_KS = (1, 2, 5, 10)
@@ -217,7 +218,7 @@ def prediction_errors(
     query_chunk: int = 8192,
     progress: ProgressCallback | None = None,
 ) -> dict[str, float]:
-    """PRE: mean of 1 - <q_abs(t), q_abs(neighbour)>^2 over every query view (reference 5.5).
+    """PRE: mean of 1 - <q_abs(t), q_abs(neighbour)>^2 over every query view (docs/evaluations.md#pre).
 
     The neighbour is the bank row closest to the normalised prediction; ``bank_latents`` are the latents
     of the bank's arrays in the same order (e.g. [train latents, val latents] for val->all).

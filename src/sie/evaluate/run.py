@@ -15,19 +15,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from sie.devices import resolve_device
 from sie.evaluate import probes, retrieval
 from sie.evaluate.features import load_split, read_manifest
+from sie.evaluate.registry import PREDICTOR_EVALUATION, PREDICTOR_PART, RETRIEVAL_DTYPES, RETRIEVAL_MODES
 from sie.io import write_json
+from sie.paths import EVALUATION_FILE, fill, labels_file, latents_file
 from sie.progress import Progress
 
 PROBES = {"classification": probes.classification, "rotation": probes.rotation, "color": probes.color}
-EVALUATIONS = (*PROBES, "predictor")
-RETRIEVAL_MODES = ("train-train", "val-val", "val-all")
+"""The code of every evaluation of ``sie.evaluate.registry.PROBE_EVALUATIONS``, in its order (a test
+checks that they agree)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class RetrievalSettings:
-    """How PRE / MRR / H@k are computed (reference 5.5, 5.6)."""
+    """How PRE / MRR / H@k are computed (docs/evaluations.md#pre, docs/evaluations.md#mrr-hk)."""
 
     modes: tuple[str, ...] = RETRIEVAL_MODES
     normalize: bool = True
@@ -41,15 +44,8 @@ class RetrievalSettings:
             raise ValueError(
                 f"retrieval modes {sorted(unknown)} unknown; choose from {', '.join(RETRIEVAL_MODES)}"
             )
-        if self.dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"retrieval dtype must be float32 or bfloat16, got {self.dtype!r}")
-
-
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when available, else 'cpu'."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+        if self.dtype not in RETRIEVAL_DTYPES:
+            raise ValueError(f"retrieval dtype must be {' or '.join(RETRIEVAL_DTYPES)}, got {self.dtype!r}")
 
 
 def identity(manifest: dict[str, Any], evaluation: str, part: str) -> dict[str, Any]:
@@ -77,9 +73,9 @@ def feature_split(features_dir: Path, dataset_dir: Path, split: str, views: int)
     """Stored representations of a split with the dataset's latents and labels (memory-mapped)."""
     return probes.FeatureSplit(
         representations=load_split(features_dir, split),
-        latents=np.load(dataset_dir / f"all_latents_{split}.npy", mmap_mode="r"),
+        latents=np.load(dataset_dir / latents_file(split), mmap_mode="r"),
         views=views,
-        labels=np.load(dataset_dir / f"{split}_labels.npy"),
+        labels=np.load(dataset_dir / labels_file(split)),
     )
 
 
@@ -105,7 +101,7 @@ def evaluate_probe(
     started = time.perf_counter()
     views = manifest["views_per_object"]
     train, val = (feature_split(features_dir, dataset_dir, split, views) for split in ("train", "val"))
-    settings = dataclasses.replace(settings, device=resolve_device(settings.device))
+    settings = dataclasses.replace(settings, device=str(resolve_device(settings.device)))
     keywords = {"head": head} if evaluation == "classification" else {}
     outcome = PROBES[evaluation](train, val, part, manifest["inv_dims"], settings=settings, **keywords)
     log_history(output.parent / "tensorboard" / f"{evaluation}-{part}", outcome.history)
@@ -139,7 +135,7 @@ def evaluate_probes(
     for evaluation in evaluations:
         trained: dict[tuple[int, int], dict[str, Any]] = {}
         for part in sorted(parts, key=lambda name: name != "all"):  # "all" first: the others may equal it
-            output = output_dir / f"{evaluation}-{part}.json"
+            output = output_dir / fill(EVALUATION_FILE, evaluation=evaluation, part=part)
             columns = (
                 None
                 if part_reason(manifest, part)
@@ -181,7 +177,7 @@ def evaluate_predictor(
 ) -> dict[str, Any]:
     """PRE for each mode and MRR/H@k (train-train, val-val) of the learned predictor; writes the file."""
     manifest = read_manifest(features_dir)
-    result = identity(manifest, "predictor", "equi")
+    result = identity(manifest, PREDICTOR_EVALUATION, PREDICTOR_PART)
     if not manifest["has_predictor"]:
         record = {
             **result,
@@ -190,17 +186,15 @@ def evaluate_predictor(
         }
         write_json(output, record)
         return record
-    from sie.training.outputs import load_pretrained
+    from sie.models.files import load_pretrained
 
     started = time.perf_counter()
-    target = resolve_device(device)
+    target = str(resolve_device(device))
     model, payload = load_pretrained(model_path)
     predictor = model.predictor.to(target).eval()
     views = manifest["views_per_object"]
     embeddings = {split: load_split(features_dir, split, "embeddings") for split in ("train", "val")}
-    latents = {
-        split: np.load(dataset_dir / f"all_latents_{split}.npy", mmap_mode="r") for split in embeddings
-    }
+    latents = {split: np.load(dataset_dir / latents_file(split), mmap_mode="r") for split in embeddings}
     metrics: dict[str, float] = {}
     for mode in settings.modes:
         query, bank_name = mode.split("-")

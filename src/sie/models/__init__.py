@@ -1,15 +1,5 @@
-"""Backbone, heads, loss terms, online probes and the registry of pre-training methods."""
+"""Backbone, heads, loss terms, online probes, the method registry and the model files.
 
-from sie.models.backbone import build_backbone
-from sie.models.methods import METHODS, Features, MethodSpec, ModelConfig, SSLModel, StepOutput, build_model
-
-__all__ = [
-    "METHODS",
-    "Features",
-    "MethodSpec",
-    "ModelConfig",
-    "SSLModel",
-    "StepOutput",
-    "build_backbone",
-    "build_model",
-]
+Importing the package imports nothing else: ``sie.models.registry`` (the methods as data) stays
+importable without torch. The models are in ``sie.models.methods``.
+"""

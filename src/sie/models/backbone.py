@@ -1,4 +1,4 @@
-"""The VICReg-style ResNet emulating TensorFlow "same" padding (reference 2.1).
+"""The VICReg-style ResNet emulating TensorFlow "same" padding (docs/method.md#backbone).
 
 Differences from torchvision's ResNet:
 - stem: explicit zero pad (left/top 2, right/bottom 3), then a 7x7 stride-2 convolution without padding;

@@ -1,4 +1,4 @@
-"""Projector, transformation-conditioned predictors and the AugSelf head (reference 2.2 to 2.6).
+"""Projector, transformation-conditioned predictors and the AugSelf head (docs/method.md#heads).
 
 Every width comes from the arguments (the config); nothing is tied to 512-d representations, 55 classes
 or 50 views.
@@ -30,7 +30,7 @@ def format_widths(widths: Sequence[int]) -> str:
 def scaled_widths(mlp: str, part_dims: int, total_dims: int) -> str:
     """Scale every projector width by a part's share of the representation: round(d * part / total).
 
-    Used by the SIE split (reference 2.3): with mlp "2048-2048-2048" and a 256/512 split each part gets
+    Used by the SIE split (docs/method.md#split): with mlp "2048-2048-2048" and a 256/512 split each part gets
     "1024-1024-1024".
     """
     widths = [round(width * part_dims / total_dims) for width in parse_widths(mlp)]
@@ -57,7 +57,7 @@ def build_projector(
 
 
 class HypernetworkPredictor(nn.Module):
-    """Predictor whose weights are generated from the transformation latent z (reference 2.4).
+    """Predictor whose weights are generated from the transformation latent z (docs/method.md#hypernetwork).
 
     The generated network maps an embedding of width D through the hidden widths back to D. The
     generated vector holds, layer after layer, the (out, in) weight matrix in row-major order followed
@@ -112,7 +112,8 @@ class HypernetworkPredictor(nn.Module):
                 out = out + bias.unsqueeze(-1)
             if index < len(layers) - 1:
                 out = self.activation(out)
-        # Squeeze only the singleton column axis so that a batch of one keeps its batch axis (quirk 10).
+        # Squeeze only the singleton column axis so that a batch of one keeps its batch axis
+        # (docs/differences.md#hypernetwork-squeeze).
         return out.squeeze(-1)
 
 
@@ -131,7 +132,7 @@ def _build_hypernet(latent_dim: int, num_values: int, kind: str, bias: bool) -> 
 
 
 class MLPPredictor(nn.Module):
-    """Predictor on the concatenation [z; e] (latent first), reference 2.5.
+    """Predictor on the concatenation [z; e] (latent first), docs/method.md#mlp-predictor.
 
     ``num_layers`` = 1: Linear (D + k) -> D. ``num_layers`` = n >= 2: Linear (D + k) -> D, then n - 1
     Linear D -> D, with ReLU between consecutive layers and none after the last.
@@ -174,7 +175,7 @@ def build_predictor(
 
 
 class AugSelfHead(nn.Module):
-    """AugSelf head (reference 2.6): [r_x; r_y] (2R) -> 2R -> ReLU -> 2R -> ReLU -> k."""
+    """AugSelf head (docs/method.md#augself-head): [r_x; r_y] (2R) -> 2R -> ReLU -> 2R -> ReLU -> k."""
 
     def __init__(self, representation_dim: int, latent_dim: int) -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""Pure loss terms and metrics (reference 3.1 and 4.6).
+"""Pure loss terms and metrics (docs/method.md#loss-terms, docs/evaluations.md#r2-global).
 
 Every loss is a function of tensors only. Half-precision inputs are promoted to float32 and autocast is
 disabled inside, so the terms are computed in float32 even in a mixed-precision step (float64 inputs stay
@@ -66,8 +66,8 @@ def covariance_loss(embeddings: torch.Tensor) -> torch.Tensor:
     """Covariance term C(Z) = (1/D) sum_{i != j} Cov(Z)_{ij}^2 with Cov = Zc^T Zc / (N - 1).
 
     N is the actual number of rows. Deliberate difference from the original code, which divides by the
-    configured global batch size (reference quirk 6): the two agree except on the partial last batch of
-    an epoch, where the original mis-scales the covariance.
+    configured global batch size (docs/differences.md#covariance-denominator): the two agree except on
+    the partial last batch of an epoch, where the original mis-scales the covariance.
     """
     rows, dims = embeddings.shape
     centred = embeddings - embeddings.mean(dim=0)
@@ -78,7 +78,7 @@ def covariance_loss(embeddings: torch.Tensor) -> torch.Tensor:
 
 @full_precision
 def nt_xent_loss(first: torch.Tensor, second: torch.Tensor, temperature: float) -> torch.Tensor:
-    """NT-Xent / InfoNCE of SimCLR on paired rows (reference 3.1).
+    """NT-Xent / InfoNCE of SimCLR on paired rows (docs/method.md#nt-xent).
 
     Rows are L2-normalised and stacked into 2N anchors; the positive of anchor k is k +- N, the
     negatives are the other 2N - 2 rows (self excluded). Mean over the 2N anchors.
@@ -95,7 +95,8 @@ def nt_xent_loss(first: torch.Tensor, second: torch.Tensor, temperature: float) 
 
 @full_precision
 def global_r2(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """R² with ONE target mean over all samples and dimensions (reference 4.6; not sklearn's r2_score)."""
+    """R² with ONE target mean over all samples and dimensions, not sklearn's r2_score
+    (docs/evaluations.md#r2-global)."""
     residual = (target - prediction).pow(2).sum()
     total = (target - target.mean()).pow(2).sum()
     return 1.0 - residual / total

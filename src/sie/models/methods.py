@@ -1,13 +1,8 @@
-"""The registry of the 14 pre-training methods (reference 3), each a short composition of loss terms.
+"""The 14 pre-training methods as models, each a short composition of loss terms (docs/method.md#methods).
 
-A method is an architecture ``layout`` plus a loss function returning named (weight, unweighted term)
-pairs; the SSL loss is their weighted sum. Layouts:
-
-- ``invariant``: one projector on the whole representation, the embedding is all invariant;
-- ``partial``: as ``invariant``, but the last ``equi`` EMBEDDING dims are left out of the invariance;
-- ``equivariant``: one projector (unscaled mlp), the whole embedding goes through the predictor;
-- ``split``: SIE, representation = [inv (R - equi); equi (equi)], one scaled projector per part;
-- ``two_heads``: EquiMod, two unscaled projectors on the whole representation.
+A method is an entry of the torch-free registry ``sie.models.registry`` (name, latent, architecture
+``layout``, logged terms, description) plus a loss function returning named (weight, unweighted term)
+pairs; the SSL loss is their weighted sum. The layouts are described in ``sie.models.registry``.
 
 The full embedding is always [inv part; equi part] (inv first); the predictor maps view x's equi part and
 the latent z to view y's. Variance, covariance and NT-Xent use gathered tensors (``gather_with_grad``);
@@ -16,6 +11,7 @@ MSE terms use the local batch, as the original code.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,15 +24,18 @@ from sie.models import losses
 from sie.models.backbone import build_backbone
 from sie.models.heads import AugSelfHead, build_predictor, build_projector, scaled_widths
 from sie.models.online import ROTATION_DIM, OnlineEvaluator
+from sie.models.registry import LAYOUTS, MethodInfo
+from sie.models.registry import METHODS as REGISTRY
 
-LATENT_DIMS = {"rotation": 4, "rotcolor": 6}
-LAYOUTS = ("invariant", "partial", "equivariant", "split", "two_heads")
 WeightedTerms = dict[str, tuple[float, torch.Tensor]]
+MODEL_CHOICES = {"predictor_type": ("hypernetwork", "mlp"), "hypernetwork": ("linear", "deep")}
+"""The values ModelConfig's option keys accept (the schema's enums; a test checks that they agree)."""
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Model and loss hyper-parameters; defaults are the original ``main.py`` defaults (Appendix B)."""
+    """Model and loss hyper-parameters; defaults are the original ``main.py`` defaults
+    (docs/method.md#hyperparameters)."""
 
     arch: str = "resnet18"
     width: int = 64
@@ -58,8 +57,7 @@ class ModelConfig:
     num_classes: int = 55
 
     def __post_init__(self) -> None:
-        choices = {"predictor_type": ("hypernetwork", "mlp"), "hypernetwork": ("linear", "deep")}
-        for key, allowed in choices.items():
+        for key, allowed in MODEL_CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key}={getattr(self, key)!r} is not one of {allowed}")
         for key in ("width", "tf_num_layers", "num_classes"):
@@ -104,25 +102,10 @@ LossFunction = Callable[[Features, ModelConfig], WeightedTerms]
 
 
 @dataclass(frozen=True)
-class MethodSpec:
-    """One registry entry: latent kind, architecture layout, loss composition and its logged term names."""
+class MethodSpec(MethodInfo):
+    """A registry entry (``sie.models.registry.MethodInfo``) with its loss composition."""
 
-    name: str
-    latent: str
-    layout: str
-    terms: tuple[str, ...]
-    loss: LossFunction
-    augself: bool = False
-
-    @property
-    def has_predictor(self) -> bool:
-        """True when the method trains a transformation-conditioned predictor (PRE/MRR evaluable)."""
-        return self.layout in ("equivariant", "split", "two_heads")
-
-    @property
-    def latent_dim(self) -> int:
-        """Width of the latent z fed to the method: 4 (quaternion) or 6 (quaternion + two hue diffs)."""
-        return LATENT_DIMS[self.latent]
+    loss: LossFunction = dataclasses.field(kw_only=True)
 
 
 # ----------------------------------------------------------------------------------------------- losses
@@ -202,7 +185,8 @@ def vicreg_equimod_loss(features: Features, config: ModelConfig) -> WeightedTerm
 
 
 def sie_only_equi_loss(features: Features, config: ModelConfig) -> WeightedTerms:
-    """sim MSE(prediction, e_y) + VC(e) + std/2 * V(prediction); equi_factor is not used (quirk 7)."""
+    """sim MSE(prediction, e_y) + VC(e) + std/2 * V(prediction); equi_factor is not used
+    (docs/differences.md#equi-factor)."""
     return {
         "equivariance": (
             config.sim_coeff,
@@ -239,61 +223,39 @@ def features_part(features: Features, part: str) -> Features:
 
 # --------------------------------------------------------------------------------------------- registry
 
-_VICREG = ("invariance", "variance", "covariance")
-_SIE = ("invariance", "equivariance", "variance", "covariance")
+
+def _losses() -> dict[str, LossFunction]:
+    """The loss composition of every registered method."""
+    no_predictor_variance = functools.partial(sie_loss, predictor_variance=False)
+    equimod_no_factor = functools.partial(simclr_equimod_loss, use_factor=False)
+    return {
+        "SIE": sie_loss,
+        "SIENoVar": no_predictor_variance,
+        "SIEOnlyEqui": sie_only_equi_loss,
+        "SIERotColor": sie_loss,
+        "VICReg": vicreg_loss,
+        "VICRegPartInv": vicreg_loss,
+        "VICRegEquiMod": vicreg_equimod_loss,
+        "SimCLR": simclr_loss,
+        "SimCLROnlyEqui": simclr_only_equi_loss,
+        "SimCLROnlyEquiRotColor": simclr_only_equi_loss,
+        "SimCLRAugSelf": simclr_augself_loss,
+        "SimCLRAugSelfRotColor": simclr_augself_loss,
+        "SimCLREquiMod": simclr_equimod_loss,
+        "SimCLREquiModRotColor": equimod_no_factor,
+    }
 
 
 def _registry() -> dict[str, MethodSpec]:
-    no_predictor_variance = functools.partial(sie_loss, predictor_variance=False)
-    equimod_no_factor = functools.partial(simclr_equimod_loss, use_factor=False)
-    specs = [
-        MethodSpec("SIE", "rotation", "split", (*_SIE, "predictor_variance"), sie_loss),
-        MethodSpec("SIENoVar", "rotation", "split", _SIE, no_predictor_variance),
-        MethodSpec(
-            "SIEOnlyEqui",
-            "rotation",
-            "equivariant",
-            ("equivariance", "variance", "covariance", "predictor_variance"),
-            sie_only_equi_loss,
-        ),
-        MethodSpec("SIERotColor", "rotcolor", "split", (*_SIE, "predictor_variance"), sie_loss),
-        MethodSpec("VICReg", "rotation", "invariant", _VICREG, vicreg_loss),
-        MethodSpec("VICRegPartInv", "rotation", "partial", _VICREG, vicreg_loss),
-        MethodSpec(
-            "VICRegEquiMod",
-            "rotation",
-            "two_heads",
-            (*_VICREG, "equivariance", "equivariance_variance", "equivariance_covariance"),
-            vicreg_equimod_loss,
-        ),
-        MethodSpec("SimCLR", "rotation", "invariant", ("contrastive",), simclr_loss),
-        MethodSpec("SimCLROnlyEqui", "rotation", "equivariant", ("equivariance",), simclr_only_equi_loss),
-        MethodSpec(
-            "SimCLROnlyEquiRotColor", "rotcolor", "equivariant", ("equivariance",), simclr_only_equi_loss
-        ),
-        MethodSpec(
-            "SimCLRAugSelf", "rotation", "invariant", ("contrastive", "augself"), simclr_augself_loss, True
-        ),
-        MethodSpec(
-            "SimCLRAugSelfRotColor",
-            "rotcolor",
-            "invariant",
-            ("contrastive", "augself"),
-            simclr_augself_loss,
-            True,
-        ),
-        MethodSpec(
-            "SimCLREquiMod", "rotation", "two_heads", ("contrastive", "equivariance"), simclr_equimod_loss
-        ),
-        MethodSpec(
-            "SimCLREquiModRotColor",
-            "rotcolor",
-            "two_heads",
-            ("contrastive", "equivariance"),
-            equimod_no_factor,
-        ),
-    ]
-    return {spec.name: spec for spec in specs}
+    """Every entry of ``sie.models.registry`` with its loss, in the registry's order."""
+    compositions = _losses()
+    if set(compositions) != set(REGISTRY):
+        raise RuntimeError(f"losses for {sorted(compositions)}, registry entries {sorted(REGISTRY)}")
+    metadata = [field.name for field in dataclasses.fields(MethodInfo)]
+    return {
+        name: MethodSpec(**{key: getattr(info, key) for key in metadata}, loss=compositions[name])
+        for name, info in REGISTRY.items()
+    }
 
 
 METHODS: dict[str, MethodSpec] = _registry()
@@ -436,5 +398,6 @@ def build_model(
     norm_layer_1d: Callable[[int], nn.Module] = nn.BatchNorm1d,
 ) -> SSLModel:
     """Build the model of a registered method (SIERotColor with ``predictor_type="mlp"`` gets a real
-    6-input MLP predictor, where the original code could only build the hypernetwork: quirk 9)."""
+    6-input MLP predictor, where the original code could only build the hypernetwork:
+    docs/differences.md#rotcolor-mlp-predictor)."""
     return SSLModel(get_method(method), config or ModelConfig(), norm_layer_2d, norm_layer_1d)

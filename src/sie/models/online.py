@@ -1,4 +1,4 @@
-"""Detached online probes trained alongside every model (reference 2.7).
+"""Detached online probes trained alongside every model (docs/method.md#online-evaluator).
 
 For both the representations and the embeddings: a linear classifier on the whole vector and on its
 invariant part (when there is one), and a rotation regressor on the two views' whole vectors and on their
@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as functional
 from torch import nn
 
+from sie.data.latents import QUATERNION_SIZE
 from sie.models.losses import global_r2, mean_squared_error, top_k_accuracy
 
-ROTATION_DIM = 4
+ROTATION_DIM = QUATERNION_SIZE
 KINDS = ("representations", "embeddings")
 
 

@@ -6,18 +6,29 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from sie.config import ConfigError
+from sie.data.store import READERS
+from sie.devices import DEVICES
+from sie.errors import ConfigError
 from sie.io import read_json_argument
 
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "bf16", "fp16", "off")
-READERS = ("packed", "files")
-DEVICES = ("auto", "cpu", "cuda")
+NORMALIZATIONS = ("dataset", "release")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation and run-time settings; defaults are the original code's (Adam, constant lr)."""
+    """Optimisation and run-time settings; defaults are the original code's (Adam, constant lr).
+
+    ``resolution``: both views are resized to ``resolution`` x ``resolution`` pixels before training,
+    as the original's ``--resolution`` (bilinear, antialiased when shrinking, ``sie.data.pairs.resize``);
+    None (the default) trains at the dataset's own image size. The feature pass of the evaluations
+    resizes the same way (model.pt records it).
+    ``normalization``: ``dataset`` (the default) normalises with the dataset's own per-channel mean and
+    std (``statistics.json``), ``release`` with the original's fixed constants
+    (``sie.data.pairs.RELEASE_NORMALIZATION``). Both change the result, so both are part of the run's
+    identity (``sie.training.resume``).
+    """
 
     epochs: int = 100
     batch_size: int = 1024
@@ -33,6 +44,8 @@ class TrainConfig:
     log_every_steps: int = 10
     deterministic: bool = False
     device: str = "auto"
+    resolution: int | None = None
+    normalization: str = "dataset"
 
     def __post_init__(self) -> None:
         for key, allowed in (
@@ -40,6 +53,7 @@ class TrainConfig:
             ("amp", PRECISIONS),
             ("reader", READERS),
             ("device", DEVICES),
+            ("normalization", NORMALIZATIONS),
         ):
             if getattr(self, key) not in allowed:
                 raise ConfigError(
@@ -50,6 +64,8 @@ class TrainConfig:
                 raise ConfigError(f"training.{key} must be >= 1, got {getattr(self, key)}")
         if self.workers < 0 or self.checkpoint_minutes < 0 or self.warmup_epochs < 0:
             raise ConfigError("training.workers, checkpoint_minutes and warmup_epochs must be >= 0")
+        if self.resolution is not None and self.resolution < 1:
+            raise ConfigError(f"training.resolution must be >= 1 or null, got {self.resolution}")
 
 
 @dataclass(frozen=True)
@@ -61,16 +77,6 @@ class RunSpec:
     seed: int
     model: dict[str, Any]
     training: TrainConfig
-
-    def identity(self) -> dict[str, Any]:
-        """What a checkpoint must match to be resumed: changing any of it starts a different run."""
-        return {
-            "variant": self.variant,
-            "method": self.method,
-            "seed": self.seed,
-            "model": dict(sorted(self.model.items())),
-            "batch_size": self.training.batch_size,
-        }
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (the --spec of ``sie pretrain``)."""

@@ -2,16 +2,21 @@
 
 A run resumes automatically from its checkpoint (kept outside the workflow's declared outputs) and
 continues the same trajectory: the data order depends only on (seed, epoch, object), and the model,
-optimiser, gradient scaler, step counters and random states are restored. SIGUSR1/SIGTERM make every
-rank finish its step, save a checkpoint and exit with status 143 so the job can be requeued.
+optimiser, gradient scaler, step counters and random states are restored. Only a checkpoint of the same
+run is resumed (``sie.training.resume``: same identity, fingerprinted); another is put aside. One process
+owns a checkpoint (an exclusive lock beside it), and a job whose Snakemake process is gone stops
+(``sie.ownership``). SIGUSR1/SIGTERM make every rank finish its step, save a checkpoint and exit with
+status 143 so the job can be requeued.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +24,23 @@ from typing import Any
 import torch
 from torch import nn
 
-from sie import dist
-from sie.data.pairs import PairSampler, ViewPairDataset, load_pair_dataset, make_loader, normalize
-from sie.io import read_json
+from sie import dist, ownership
+from sie.data.fingerprint import dataset_fingerprint
+from sie.data.latents import COLOUR_LATENTS, HUE_COLUMNS, HUE_FACTORS
+from sie.data.layout import label_count
+from sie.data.pairs import (
+    PairSampler,
+    ViewPairDataset,
+    load_pair_dataset,
+    make_loader,
+    normalization_constants,
+    prepare_images,
+)
+from sie.data.split import check_batch_fits
+from sie.io import ensure_writable, read_json
 from sie.models.methods import SSLModel, build_model, get_method
-from sie.training import checkpoint
+from sie.paths import CARD_FILE, STATISTICS_FILE
+from sie.training import checkpoint, resume
 from sie.training.config import RunSpec
 from sie.training.log import RunLog
 from sie.training.outputs import write_outputs
@@ -65,8 +82,15 @@ class Run:
     std: list[float]
     checkpoint_path: Path
     autocast_dtype: torch.dtype | None
+    identity: dict[str, Any] = field(default_factory=dict)
     position: Position = field(default_factory=Position)
     last: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> str:
+        """The hash of this run's identity and epochs (see ``sie.training.resume``)."""
+        return resume.fingerprint(self.identity, self.spec.training.epochs)
 
 
 class StopSignals:
@@ -100,14 +124,45 @@ def pretrain(
         )
     if threads:
         torch.set_num_threads(threads)
+    if context.rank == 0:
+        ensure_writable(output_dir, checkpoint_path.parent)
     dist.initialize(context, device)
     signals = StopSignals()
     try:
-        run = build_run(spec, context, device, dataset_dir, checkpoint_path)
-        return train(run, output_dir, signals)
+        with owned_checkpoint(checkpoint_path, context, device):
+            ownership.watch_workflow()
+            run = build_run(spec, context, device, dataset_dir, checkpoint_path)
+            return train(run, output_dir, signals)
     finally:
         signals.restore()
         dist.shutdown()
+
+
+@contextlib.contextmanager
+def owned_checkpoint(
+    checkpoint_path: Path, context: dist.LaunchContext, device: torch.device
+) -> Iterator[None]:
+    """Rank 0 holds the checkpoint's lock for the block; every rank stops if it cannot be had."""
+    with contextlib.ExitStack() as stack:
+        refused: ownership.LockedError | None = None
+        if context.rank == 0:
+            try:
+                stack.enter_context(
+                    ownership.exclusive_lock(lock_path(checkpoint_path), f"the checkpoint {checkpoint_path}")
+                )
+            except ownership.LockedError as error:
+                refused = error
+        flag = dist.all_reduce_max(torch.tensor([float(refused is not None)], device=device))
+        if refused is not None:
+            raise refused
+        if bool(flag[0]):
+            raise ownership.LockedError(f"{checkpoint_path}: rank 0 could not lock the checkpoint")
+        yield
+
+
+def lock_path(checkpoint_path: Path) -> Path:
+    """The lock file of a checkpoint (beside it; it stays, the lock itself ends with its holder)."""
+    return checkpoint_path.with_name(checkpoint_path.name + ".lock")
 
 
 def build_run(
@@ -120,16 +175,24 @@ def build_run(
     torch.backends.cudnn.benchmark = not training.deterministic
     dataset = load_pair_dataset(dataset_dir, "train", method.latent, spec.seed, training.reader)
     check_latent_varies(dataset, method.name, method.latent, dataset_dir)
-    card = read_json(dataset_dir / "card.json")
-    statistics = read_json(dataset_dir / "statistics.json")
+    card = read_json(dataset_dir / CARD_FILE)
+    mean, std = normalization_constants(training.normalization, read_json(dataset_dir / STATISTICS_FILE))
     torch.manual_seed(spec.seed)
-    model = build_model(spec.method, model_config(spec, card["counts"]["classes"]))
+    model = build_model(spec.method, model_config(spec, label_count(card)))
     model = dist.convert_batch_norm(model, device).to(device)
     if training.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=training.lr, weight_decay=training.weight_decay)
     autocast_dtype = resolve_precision(training.amp, device)
+    identity = resume.run_identity(spec, precision_name(autocast_dtype), dataset_fingerprint(dataset_dir))
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
+    check_batch_fits(
+        training.batch_size,
+        len(dataset),
+        "training.batch_size",
+        spec.variant,
+        "give the variant more objects",
+    )
     sampler = PairSampler(len(dataset), training.batch_size, context.rank, context.world_size, spec.seed)
     trained: nn.Module = model
     if context.world_size > 1:
@@ -145,18 +208,55 @@ def build_run(
         scaler,
         sampler,
         dataset,
-        statistics["mean"],
-        statistics["std"],
+        mean,
+        std,
         checkpoint_path,
         autocast_dtype,
+        identity,
     )
+    if context.rank == 0:
+        choose_checkpoint(run)
+    if dist.is_distributed():
+        torch.distributed.barrier()
     if checkpoint_path.exists():
         restore(run)
     return run
 
 
+def choose_checkpoint(run: Run) -> None:
+    """Rank 0: keep the checkpoint in place only if this run may resume it (``resume.decide``);
+    otherwise put it aside; bring back a superseded checkpoint of exactly this run when there is one."""
+    path = run.checkpoint_path
+    if path.exists():
+        state = checkpoint.load(path)
+        stored = {
+            "identity": state.get("identity"),
+            "epochs": state.get("epochs"),
+            "global_step": state.get("position", {}).get("global_step", 0),
+        }
+        decision = resume.decide(stored, run.identity, run.spec.training.epochs, run.sampler.steps_per_epoch)
+        if decision.resume:
+            if decision.reason != "same settings":
+                run.notes.append(f"resuming {path}: {decision.reason}")
+            return
+        stored_fingerprint = resume.fingerprint(stored["identity"] or {}, stored["epochs"] or 0)
+        kept = resume.put_aside(path, stored_fingerprint)
+        run.notes.append(
+            f"not resuming {path}: {decision.reason}; it is kept as {kept}; training starts over"
+        )
+    taken = resume.take_back(path, run.fingerprint)
+    if taken is not None:
+        run.notes.append(f"took back {taken}, the checkpoint of exactly these settings")
+
+
+def precision_name(autocast_dtype: torch.dtype | None) -> str:
+    """The precision a run computes in: fp32, bf16 or fp16."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[autocast_dtype]
+
+
 def model_config(spec: RunSpec, classes: int):
-    """The ModelConfig of a run; the number of classes always comes from the dataset."""
+    """The ModelConfig of a run; the classifiers' outputs (``classes``) always come from the dataset's
+    labels (``sie.data.layout.label_count``)."""
     from sie.models.methods import ModelConfig
 
     return ModelConfig(**{**spec.model, "num_classes": classes})
@@ -164,10 +264,10 @@ def model_config(spec: RunSpec, classes: int):
 
 def check_latent_varies(dataset: ViewPairDataset, method: str, latent: str, dataset_dir: Path) -> None:
     """A RotColor method needs the floor and light hues to vary in the dataset."""
-    if latent != "rotcolor":
+    if latent not in COLOUR_LATENTS:
         return
-    hues = dataset.latents[:, [3, 6]]
-    frozen = [name for column, name in enumerate(("floor_hue", "spot_hue")) if hues[:, column].std() == 0]
+    hues = dataset.latents[:, list(HUE_COLUMNS)]
+    frozen = [name for column, name in enumerate(HUE_FACTORS) if hues[:, column].std() == 0]
     if frozen:
         raise ValueError(
             f"method {method} conditions on colour changes, but {', '.join(frozen)} never varies in "
@@ -189,7 +289,7 @@ def resolve_precision(amp: str, device: torch.device) -> torch.dtype | None:
 def restore(run: Run) -> None:
     """Load the run's checkpoint (strictly) and continue where it stopped."""
     state = checkpoint.load(run.checkpoint_path)
-    checkpoint.check_identity(run.checkpoint_path, state["identity"], run.spec.identity())
+    checkpoint.check_identity(run.checkpoint_path, state["identity"], run.identity)
     checkpoint.load_state_strict(run.model, state["model"], run.checkpoint_path)
     run.optimizer.load_state_dict(state["optimizer"])
     run.scaler.load_state_dict(state["scaler"])
@@ -205,7 +305,9 @@ def save_checkpoint(run: Run) -> None:
         run.checkpoint_path,
         {
             "format": checkpoint.CHECKPOINT_FORMAT,
-            "identity": run.spec.identity(),
+            "identity": run.identity,
+            "epochs": run.spec.training.epochs,
+            "fingerprint": run.fingerprint,
             "model": run.model.state_dict(),
             "optimizer": run.optimizer.state_dict(),
             "scaler": run.scaler.state_dict(),
@@ -234,6 +336,8 @@ def train(run: Run, output_dir: Path, signals: StopSignals) -> dict[str, Any]:
     total_steps = training.epochs * run.sampler.steps_per_epoch
     label = f"pretrain {run.spec.variant}/{run.spec.method}/seed{run.spec.seed}"
     log = RunLog(output_dir, label, total_steps, position.global_step, enabled=run.context.rank == 0)
+    for note in run.notes:
+        log.message(note)
     if position.global_step:
         log.message(
             f"resumed from {run.checkpoint_path} at epoch {position.epoch + 1}, step "
@@ -291,11 +395,15 @@ def run_epoch(run: Run, log: RunLog, signals: StopSignals) -> None:
 
 
 def training_step(run: Run, batch: tuple[torch.Tensor, ...]):
-    """Forward (under autocast when enabled), backward, optimiser step."""
+    """Normalise and resize the views on the device, forward (under autocast when enabled), backward,
+    optimiser step."""
     first, second, latent, labels = (tensor.to(run.device, non_blocking=True) for tensor in batch)
-    memory_format = torch.channels_last if run.spec.training.channels_last else torch.contiguous_format
-    first = normalize(first, run.mean, run.std).contiguous(memory_format=memory_format)
-    second = normalize(second, run.mean, run.std).contiguous(memory_format=memory_format)
+    training = run.spec.training
+    memory_format = torch.channels_last if training.channels_last else torch.contiguous_format
+    first, second = (
+        prepare_images(images, run.mean, run.std, training.resolution).contiguous(memory_format=memory_format)
+        for images in (first, second)
+    )
     for group in run.optimizer.param_groups:
         group["lr"] = learning_rate(run, run.position.global_step)
     with torch.autocast(

@@ -1,74 +1,47 @@
 """The declared outputs of a pretraining run: weights, resolved configuration and summary.
 
-``model.pt`` carries what the evaluations need to rebuild the model strictly (method, model config,
-the invariant/equivariant split) next to the full state dict; ``backbone.pt`` is the backbone's state
-dict alone (the original's ``final_weights.pth``). ``summary.json`` is written last.
+``model.pt`` is written in the format of ``sie.models.files`` (the model, how to rebuild it and how
+to feed it; the evaluations read it from there); ``backbone.pt`` is the backbone's state dict alone
+(the original's ``final_weights.pth``). ``summary.json`` is written last.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sie.io import write_json
+from sie.models import files
+from sie.paths import BACKBONE_FILE, MODEL_FILE, RUN_CONFIG_FILE, SUMMARY_FILE
 from sie.provenance import git_revision, software_versions
-from sie.training import checkpoint
 
 if TYPE_CHECKING:
-    from sie.models.methods import SSLModel
     from sie.training.loop import Run
-
-MODEL_FORMAT = 1
 
 
 def model_payload(run: Run) -> dict[str, Any]:
-    """model.pt: the full model and how to rebuild it."""
-    model = run.model
-    return {
-        "format": MODEL_FORMAT,
-        "method": run.spec.method,
-        "variant": run.spec.variant,
-        "seed": run.spec.seed,
-        "latent": model.spec.latent,
-        "model_config": dataclasses.asdict(model.config),
-        "representation_dim": model.representation_dim,
-        "inv_dims": model.inv_dims,
-        "embedding_dim": model.embedding_dim,
-        "inv_embedding_dims": model.inv_embedding_dims,
-        "normalization": {"mean": list(run.mean), "std": list(run.std)},
-        "state_dict": model.state_dict(),
-    }
-
-
-def load_pretrained(path: Path) -> tuple[SSLModel, dict[str, Any]]:
-    """Rebuild a pretrained model from model.pt, strictly: the method, shape and split come from the
-    file (never typed by the user), and every weight must fit (no silent partial loads)."""
-    payload = checkpoint.load(path)
-    missing = [key for key in ("format", "method", "model_config", "state_dict") if key not in payload]
-    if missing or payload.get("format") != MODEL_FORMAT:
-        raise ValueError(
-            f"{path}: not a model.pt of `sie pretrain` (format {payload.get('format')!r}, missing {missing})"
-        )
-    from sie.models.methods import ModelConfig, build_model
-
-    model = build_model(payload["method"], ModelConfig(**payload["model_config"]))
-    checkpoint.load_state_strict(model, payload["state_dict"], path)
-    if model.inv_dims != payload["inv_dims"]:
-        raise ValueError(
-            f"{path}: stored split inv_dims={payload['inv_dims']} but the rebuilt model has {model.inv_dims}"
-        )
-    return model.eval(), payload
+    """model.pt of a run, in the format of ``sie.models.files`` (which the evaluations read)."""
+    return files.model_payload(
+        run.model,
+        variant=run.spec.variant,
+        seed=run.spec.seed,
+        fingerprint=run.fingerprint,
+        identity=run.identity,
+        normalization=run.spec.training.normalization,
+        mean=run.mean,
+        std=run.std,
+        resolution=run.spec.training.resolution,
+    )
 
 
 def write_outputs(run: Run, output_dir: Path, wall_seconds: float) -> dict[str, Any]:
     """Write model.pt, backbone.pt, config.json and (last) summary.json; return the summary."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint.save(output_dir / "model.pt", model_payload(run))
-    checkpoint.save(output_dir / "backbone.pt", run.model.backbone.state_dict())
+    files.save(output_dir / MODEL_FILE, model_payload(run))
+    files.save(output_dir / BACKBONE_FILE, run.model.backbone.state_dict())
     write_json(
-        output_dir / "config.json",
+        output_dir / RUN_CONFIG_FILE,
         {
             "spec": run.spec.as_dict(),
             "command": sys.argv,
@@ -85,6 +58,10 @@ def write_outputs(run: Run, output_dir: Path, wall_seconds: float) -> dict[str, 
         "method": run.spec.method,
         "seed": run.spec.seed,
         "epochs": run.spec.training.epochs,
+        "fingerprint": run.fingerprint,
+        "dataset_fingerprint": run.identity["dataset"],
+        "precision": run.identity["training"]["precision"],
+        "notes": run.notes,
         "steps": position.global_step,
         "steps_per_epoch": run.sampler.steps_per_epoch,
         "wall_seconds_this_session": round(wall_seconds, 2),
@@ -94,5 +71,5 @@ def write_outputs(run: Run, output_dir: Path, wall_seconds: float) -> dict[str, 
         "inv_dims": run.model.inv_dims,
         "representation_dim": run.model.representation_dim,
     }
-    write_json(output_dir / "summary.json", summary)
+    write_json(output_dir / SUMMARY_FILE, summary)
     return summary
