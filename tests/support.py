@@ -84,3 +84,35 @@ def write_release_folder(
                     object_dir / f"latent_{view}.npy", sample_view_latent(space, 0, f"{synset}/{index}", view)
                 )
     return root
+
+
+TEST_SYNSETS = ("02691156", "03001627", "03797390")
+"""The classes of the small packed datasets the training and GPU tests make (airplane, chair, mug)."""
+
+
+def packed_release_dataset(
+    folder: Path,
+    latents: LatentSpace,
+    size: int = 32,
+    views: int = 3,
+    images: str = "auto",
+    name: str = "tiny",
+) -> Path:
+    """Write, index and pack 3 classes x 4 objects x ``views`` views of ``size`` px JPEGs (no Blender)."""
+    from sie.config import dataset_variant, resolve_config
+    from sie.data.index import build_index
+    from sie.data.store import write_store
+
+    root = write_release_folder(folder / "release", TEST_SYNSETS, 4, views, size, latents)
+    spec = {
+        "source": "prerendered",
+        "root": str(root),
+        "views": views,
+        "image_size": size,
+        "split": {"val_fraction": 0.2},
+    }
+    variant = dataset_variant(name, resolve_config({"datasets": {name: spec}})["datasets"][name])
+    output = folder / "dataset"
+    build_index(variant, output)
+    write_store(output, images=images)
+    return output

@@ -5,34 +5,17 @@ import os
 
 import pytest
 
-from sie.config import dataset_variant, resolve_config
-from sie.data.index import build_index
 from sie.data.latents import LatentSpace
-from sie.data.store import write_store
-from support import write_release_folder
+from support import packed_release_dataset
 
 # cuBLAS picks its GEMM algorithms deterministically only with a fixed workspace, read when its first
 # handle is made: set before any test touches the GPU (the resume test compares whole runs).
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
-SYNSETS = ("02691156", "03001627", "03797390")
-
 
 def make_dataset(folder, size: int, views: int, images: str):
     """Write, index and pack 3 classes x 4 objects x ``views`` views of ``size`` px noisy JPEGs."""
-    root = write_release_folder(folder / "release", SYNSETS, 4, views, size, LatentSpace.paper())
-    spec = {
-        "source": "prerendered",
-        "root": str(root),
-        "views": views,
-        "image_size": size,
-        "split": {"val_fraction": 0.2},
-    }
-    variant = dataset_variant("gpu", resolve_config({"datasets": {"gpu": spec}})["datasets"]["gpu"])
-    output = folder / "dataset"
-    build_index(variant, output)
-    write_store(output, images=images)
-    return output
+    return packed_release_dataset(folder, LatentSpace.paper(), size, views, images, name="gpu")
 
 
 @pytest.fixture(scope="session")

@@ -2,32 +2,17 @@
 
 import pytest
 
-from sie.config import dataset_variant, resolve_config
-from sie.data.index import build_index
 from sie.data.latents import LatentSpace
-from sie.data.store import write_store
-from support import write_release_folder
+from support import TEST_SYNSETS, packed_release_dataset
 
-SYNSETS = ("02691156", "03001627", "03797390")
+SYNSETS = TEST_SYNSETS
 OBJECTS_PER_CLASS = 4
 VIEWS = 3
 
 
 def make_dataset(folder, latents: LatentSpace, size: int = 32):
     """Write, index and pack a 3-class x 4-object x 3-view dataset of ``size`` x ``size`` JPEGs."""
-    root = write_release_folder(folder / "release", SYNSETS, OBJECTS_PER_CLASS, VIEWS, size, latents)
-    spec = {
-        "source": "prerendered",
-        "root": str(root),
-        "views": VIEWS,
-        "image_size": size,
-        "split": {"val_fraction": 0.2},
-    }
-    variant = dataset_variant("tiny", resolve_config({"datasets": {"tiny": spec}})["datasets"]["tiny"])
-    output = folder / "dataset"
-    build_index(variant, output)
-    write_store(output)
-    return output
+    return packed_release_dataset(folder, latents, size, VIEWS)
 
 
 @pytest.fixture(scope="session")
