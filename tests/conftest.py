@@ -26,6 +26,7 @@ def one_thread():
     torch.set_num_threads(previous)
 
 
+@pytest.hookimpl(trylast=True)  # after the session fixtures (the test Slurm) are torn down
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the session when processes the tests started are still alive, naming them (then kill them).
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sie import ownership
 from sie.config import ConfigError, dataset_variant, load_config_files, resolve_config
 from sie.devices import DEVICES
 from sie.evaluate.registry import EVALUATIONS, PARTS
@@ -26,6 +27,7 @@ EXPECTED_ERRORS = (ConfigError, ValueError, FileNotFoundError, RuntimeError)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sie`` console script."""
+    ownership.remember_workflow()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

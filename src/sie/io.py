@@ -40,11 +40,14 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         yield temporary_path
         os.replace(temporary_path, destination)
     except OSError as error:
-        if error.errno in STORAGE_ERRORS:
+        # Name the destination for errors of writing it (not for a source file read in the block).
+        writing = error.filename in (None, str(temporary_path), str(destination))
+        if error.errno in STORAGE_ERRORS and writing:
             raise OSError(error.errno, error.strerror, str(destination)) from error
         raise
     finally:
-        temporary_path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only remount: keep the error that matters
+            temporary_path.unlink(missing_ok=True)
 
 
 STORAGE_ERRORS = {

@@ -96,11 +96,22 @@ def snakemake_ancestor(pid: int | None = None) -> tuple[int, str] | None:
         command = _command_line(current)
         if command is None:
             return None
-        if any(Path(word).name == "snakemake" for word in command[:3]):
+        if any(Path(word).name == "snakemake" for word in command[:6]):
             start = _start_time(current)
             return None if start is None else (current, start)
         current = _parent(current)
     return None
+
+
+_ANCESTOR_AT_START: tuple[int, str] | None = None
+
+
+def remember_workflow() -> None:
+    """Find the Snakemake ancestor now (the ``sie`` command calls this first thing), so that a
+    Snakemake killed during a long start-up (imports, rendezvous, data loading) is still noticed:
+    by the time the watcher starts, this process may already have been re-parented."""
+    global _ANCESTOR_AT_START
+    _ANCESTOR_AT_START = snakemake_ancestor()
 
 
 def watch_workflow(on_gone: Callable[[], None] | None = None) -> threading.Thread | None:
@@ -111,7 +122,7 @@ def watch_workflow(on_gone: Callable[[], None] | None = None) -> threading.Threa
     """
     if os.environ.get("SIE_NO_WORKFLOW_WATCH") == "1":
         return None
-    ancestor = snakemake_ancestor()
+    ancestor = _ANCESTOR_AT_START if _ANCESTOR_AT_START is not None else snakemake_ancestor()
     if ancestor is None:
         return None
     action = on_gone or _terminate_self
@@ -134,9 +145,18 @@ def _watch(ancestor: tuple[int, str], action: Callable[[], None]) -> None:
 
 
 def is_alive(pid: int, start: str) -> bool:
-    """Whether the process ``pid`` started at ``start`` still runs (a zombie does not)."""
-    fields = _stat_fields(pid)
-    return bool(fields) and fields[19] == start and fields[0] != "Z"
+    """Whether the process ``pid`` started at ``start`` still runs (a zombie does not).
+
+    Only a missing /proc entry means gone: another read error (say, too many open files) is not
+    taken as the end of the workflow."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    except OSError:
+        return True
+    fields = text[text.rindex(")") + 2 :].split()
+    return fields[19] == start and fields[0] != "Z"
 
 
 def _terminate_self() -> None:

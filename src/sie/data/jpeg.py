@@ -228,6 +228,7 @@ class StrictDecoder:
             raise RuntimeError("StrictDecoder.decode outside its `with` block")
         capture = self._capture.fileno()
         sys.stderr.flush()
+        _flush_c_streams()  # what others buffered before this decode is not blamed on it
         saved = os.dup(2)
         os.dup2(capture, 2)
         try:
@@ -235,9 +236,11 @@ class StrictDecoder:
         except RuntimeError as error:
             raise CorruptJpeg(decoder_error_cause(error)) from None
         finally:
-            _flush_c_streams()
-            os.dup2(saved, 2)
-            os.close(saved)
+            try:
+                _flush_c_streams()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
             message = self._take_captured(capture)
         if message:
             raise CorruptJpeg(message)

@@ -191,7 +191,10 @@ def find_target(dataset_dir: Path, decode: bool) -> Target:
     if decode and markers:
         known = {item for item, _ in listed}
         listed += [(item, count) for item, count in marker_objects(markers) if item not in known]
-    return Target(card["source"], Path(card["root"]), listed, table, index_damage)
+    # A rendered variant's views are in its own data/ folder, wherever the command runs from (the
+    # card's root may be relative to the folder the index ran in); a prerendered one's where the card says.
+    root = data_root(dataset_dir) if card["source"] != "prerendered" else Path(card["root"])
+    return Target(card["source"], root, listed, table, index_damage)
 
 
 def index_objects(dataset_dir: Path) -> list[ObjectRef] | None:

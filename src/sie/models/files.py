@@ -58,6 +58,8 @@ def load(path: Path) -> dict[str, Any]:
             f"{path}: holds Python objects other than tensors, numbers and strings, so it was not "
             "written by `sie` and is refused (loading it would run code from the file)"
         ) from None
+    except (OSError, MemoryError):
+        raise  # the storage or the machine, not the file: its own message is the right one
     except Exception as error:  # torch raises several types for corrupt or foreign files
         raise ValueError(
             f"{path}: corrupt PyTorch file ({type(error).__name__}: {str(error).splitlines()[0]}); "

@@ -44,9 +44,7 @@ class RunLog:
 
             output_dir.mkdir(parents=True, exist_ok=True)
             truncate_json_lines(self.json_path, start_step)
-            self.writer = SummaryWriter(
-                log_dir=str(output_dir / "tensorboard"), purge_step=start_step or None
-            )
+            self.writer = SummaryWriter(log_dir=str(output_dir / "tensorboard"), purge_step=start_step)
 
     def record(self, step: int, scalars: dict[str, float], text: dict[str, Any]) -> None:
         """Write one record: scalars go to TensorBoard and JSON; ``text`` only to JSON."""

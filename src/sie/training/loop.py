@@ -124,11 +124,11 @@ def pretrain(
         )
     if threads:
         torch.set_num_threads(threads)
-    if context.rank == 0:
-        ensure_writable(output_dir, checkpoint_path.parent)
     dist.initialize(context, device)
     signals = StopSignals()
     try:
+        check = "write its outputs"
+        on_rank_zero(context, device, lambda: ensure_writable(output_dir, checkpoint_path.parent), check)
         with owned_checkpoint(checkpoint_path, context, device):
             ownership.watch_workflow()
             run = build_run(spec, context, device, dataset_dir, checkpoint_path)
@@ -144,20 +144,27 @@ def owned_checkpoint(
 ) -> Iterator[None]:
     """Rank 0 holds the checkpoint's lock for the block; every rank stops if it cannot be had."""
     with contextlib.ExitStack() as stack:
-        refused: ownership.LockedError | None = None
-        if context.rank == 0:
-            try:
-                stack.enter_context(
-                    ownership.exclusive_lock(lock_path(checkpoint_path), f"the checkpoint {checkpoint_path}")
-                )
-            except ownership.LockedError as error:
-                refused = error
-        flag = dist.all_reduce_max(torch.tensor([float(refused is not None)], device=device))
-        if refused is not None:
-            raise refused
-        if bool(flag[0]):
-            raise ownership.LockedError(f"{checkpoint_path}: rank 0 could not lock the checkpoint")
+        lock = ownership.exclusive_lock(lock_path(checkpoint_path), f"the checkpoint {checkpoint_path}")
+        on_rank_zero(context, device, lambda: stack.enter_context(lock), "lock the checkpoint")
         yield
+
+
+def on_rank_zero(context: dist.LaunchContext, device: torch.device, action, what: str) -> float:
+    """Run ``action`` on rank 0 (its float result, 0.0 if none, is shared with every rank); if it
+    fails there, every rank stops instead of waiting for rank 0 until the process-group timeout."""
+    failure: BaseException | None = None
+    result = 0.0
+    if context.rank == 0:
+        try:
+            result = float(action() or 0.0)
+        except Exception as error:
+            failure = error
+    shared = dist.all_reduce_max(torch.tensor([float(failure is not None), result], device=device))
+    if failure is not None:
+        raise failure
+    if bool(shared[0]):
+        raise RuntimeError(f"rank 0 could not {what} (its error says why); this rank stops too")
+    return float(shared[1])
 
 
 def lock_path(checkpoint_path: Path) -> Path:
@@ -214,11 +221,17 @@ def build_run(
         autocast_dtype,
         identity,
     )
-    if context.rank == 0:
-        choose_checkpoint(run)
-    if dist.is_distributed():
-        torch.distributed.barrier()
-    if checkpoint_path.exists():
+    # Rank 0 decides and says whether to restore: on a shared file system another node may still see
+    # the checkpoint as it was before rank 0 moved it.
+    restoring = on_rank_zero(
+        context, device, lambda: choose_checkpoint(run) or checkpoint_path.exists(), "choose the checkpoint"
+    )
+    if restoring:
+        if not checkpoint_path.exists():
+            raise RuntimeError(
+                f"{checkpoint_path}: rank {context.rank} does not see the checkpoint rank 0 resumes "
+                "(a shared file system's cache?); run again"
+            )
         restore(run)
     return run
 
@@ -240,7 +253,7 @@ def choose_checkpoint(run: Run) -> None:
                 run.notes.append(f"resuming {path}: {decision.reason}")
             return
         stored_fingerprint = resume.fingerprint(stored["identity"] or {}, stored["epochs"] or 0)
-        kept = resume.put_aside(path, stored_fingerprint)
+        kept = resume.put_aside(path, stored_fingerprint, stored["global_step"])
         run.notes.append(
             f"not resuming {path}: {decision.reason}; it is kept as {kept}; training starts over"
         )
@@ -351,6 +364,8 @@ def train(run: Run, output_dir: Path, signals: StopSignals) -> dict[str, Any]:
             save_checkpoint(run)
     except StopRequested as stop:
         save_checkpoint(run)
+        if dist.is_distributed():
+            torch.distributed.barrier()  # no rank exits (and gets rank 0 killed) before the save
         log.message(
             f"stopped by signal {stop.args[0]} after {position.global_step} steps; checkpoint saved to "
             f"{run.checkpoint_path}; run the same command again to resume"

@@ -12,8 +12,8 @@ learning-rate schedule does not depend on it: with the constant schedule (the or
 epochs continues exactly where the checkpoint stands, as if it had been asked for them from the start;
 with the cosine schedule every step depends on the total, so a changed total starts over. Any other
 difference starts over too. The checkpoint that is not resumed is never deleted: it is moved to
-``superseded/<fingerprint>.pt`` beside it, and a later run whose fingerprint matches takes it back
-(so reverting a setting costs nothing).
+``superseded/<fingerprint>-step<N>.pt`` beside it, and a later run whose fingerprint matches takes
+the furthest one back (so reverting a setting costs nothing).
 """
 
 from __future__ import annotations
@@ -112,23 +112,30 @@ def identity_differences(stored: dict[str, Any], wanted: dict[str, Any], prefix:
     return differences
 
 
-def superseded_path(checkpoint_path: Path, run_fingerprint: str) -> Path:
-    """Where a checkpoint that is not resumed is kept."""
-    return checkpoint_path.parent / SUPERSEDED_FOLDER / f"{run_fingerprint}.pt"
+def superseded_path(checkpoint_path: Path, run_fingerprint: str, step: int) -> Path:
+    """Where a checkpoint that is not resumed is kept: by fingerprint and step, so that putting a
+    checkpoint aside never overwrites another one."""
+    return checkpoint_path.parent / SUPERSEDED_FOLDER / f"{run_fingerprint}-step{step}.pt"
 
 
-def put_aside(checkpoint_path: Path, run_fingerprint: str) -> Path:
-    """Move the checkpoint to its superseded place (replacing an older copy of the same run)."""
-    destination = superseded_path(checkpoint_path, run_fingerprint)
+def put_aside(checkpoint_path: Path, run_fingerprint: str, step: int) -> Path:
+    """Move the checkpoint to its superseded place."""
+    destination = superseded_path(checkpoint_path, run_fingerprint, step)
     destination.parent.mkdir(parents=True, exist_ok=True)
     os.replace(checkpoint_path, destination)
     return destination
 
 
 def take_back(checkpoint_path: Path, run_fingerprint: str) -> Path | None:
-    """When no checkpoint is in place, bring back a superseded one of exactly this run, if any."""
-    kept = superseded_path(checkpoint_path, run_fingerprint)
-    if checkpoint_path.exists() or not kept.exists():
+    """When no checkpoint is in place, bring back the furthest superseded one of exactly this run."""
+    folder = checkpoint_path.parent / SUPERSEDED_FOLDER
+    if checkpoint_path.exists() or not folder.is_dir():
         return None
-    os.replace(kept, checkpoint_path)
-    return kept
+    kept = sorted(
+        folder.glob(f"{run_fingerprint}-step*.pt"),
+        key=lambda path: int(path.stem.rsplit("-step", 1)[1]),
+    )
+    if not kept:
+        return None
+    os.replace(kept[-1], checkpoint_path)
+    return kept[-1]
