@@ -8,7 +8,6 @@ pickled code runs). A checkpoint records the run's identity (``sie.training.resu
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,20 +17,6 @@ from sie.models.files import load_state_strict as load_state_strict
 from sie.models.files import save as save
 
 CHECKPOINT_FORMAT = 1
-
-
-def check_identity(path: Path, stored: dict[str, Any], expected: dict[str, Any]) -> None:
-    """Refuse a checkpoint written by another run (any key of its identity differs)."""
-    differences = [
-        f"{key}: checkpoint {stored.get(key)!r}, this run {value!r}"
-        for key, value in expected.items()
-        if stored.get(key) != value
-    ]
-    if differences:
-        raise ValueError(
-            f"{path}: checkpoint of another run ({'; '.join(differences)}). Delete it to start this run "
-            "from scratch, or restore the settings it was written with."
-        )
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:

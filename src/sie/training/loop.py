@@ -302,7 +302,9 @@ def resolve_precision(amp: str, device: torch.device) -> torch.dtype | None:
 def restore(run: Run) -> None:
     """Load the run's checkpoint (strictly) and continue where it stopped."""
     state = checkpoint.load(run.checkpoint_path)
-    checkpoint.check_identity(run.checkpoint_path, state["identity"], run.identity)
+    differences = resume.identity_differences(state.get("identity") or {}, run.identity)
+    if differences:  # rank 0 chose this checkpoint; another rank may see another file (shared FS)
+        raise ValueError(f"{run.checkpoint_path}: checkpoint of another run ({'; '.join(differences)})")
     checkpoint.load_state_strict(run.model, state["model"], run.checkpoint_path)
     run.optimizer.load_state_dict(state["optimizer"])
     run.scaler.load_state_dict(state["scaler"])
