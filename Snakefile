@@ -24,6 +24,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/references.smk"
 include: "workflow/rules/tables.smk"
 
 

@@ -7,9 +7,10 @@ does not exist, the part says so ("skipped: ... not present"), which is not a fa
 after the dry run (the DAG and its job counts). A DAG that would render with Blender where bpy cannot be
 imported is skipped with that reason (render the dataset elsewhere and bring results/datasets/<variant>).
 
-Predictor health of SIE, from its files: the final predictor variance hinge (0: predictions spread as
-the embeddings do, 1: collapsed to a point) and equivariance term of training, PRE (lower is better) and
-MRR against chance (the MRR of a random ranking of V views, H_V / V).
+Predictor health of SIE is the workflow's own (docs/evaluations.md#predictor-health): from
+``health-equi.json``, the prediction errors with the true latent, a shuffled latent and no predictor, their
+ratios and the verdict of its rule; next to them PRE and MRR against chance (a random ranking of V views,
+H_V / V).
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ from sie.workflow import pretrain_runs
 
 DEFAULT_CONFIG = REPOSITORY / "configs" / "rotation-gpu.yaml"
 METHODS = ("SIE", "VICReg")
-COLLAPSED_HINGE = 0.9
-HEALTHY_HINGE = 0.5
 
 
 def targets(config: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -46,6 +45,7 @@ def targets(config: dict[str, Any]) -> dict[str, dict[str, str]]:
         files["summary"] = f"results/pretrain/{variant}/{method}/seed{seed}/summary.json"
         if method == "SIE":
             files["predictor"] = f"{evaluations}/predictor-equi.json"
+            files["health"] = f"{evaluations}/health-equi.json"
         chosen[f"{variant}/{method}/seed{seed}"] = files
     return chosen
 
@@ -71,26 +71,24 @@ def rotation_r2(files: dict[str, str], root: Path) -> dict[str, float | str]:
 
 
 def predictor_health(files: dict[str, str], root: Path, views: int) -> dict[str, Any]:
-    """SIE's predictor figures and a verdict (see the module docstring)."""
-    summary = read_json(root / files["summary"]) or {}
-    final = summary.get("final", {})
+    """SIE's predictor health (validation pairs), PRE and MRR against chance, and a verdict."""
+    health_metrics = (read_json(root / files.get("health", "")) or {}).get("metrics", {})
     metrics = (read_json(root / files["predictor"]) or {}).get("metrics", {})
-    hinge = final.get("loss/predictor_variance")
     chance = sum(1 / rank for rank in range(1, views + 1)) / views if views else None
     health: dict[str, Any] = {
-        "predictor_variance_hinge": hinge,
-        "equivariance_term": final.get("loss/equivariance"),
+        **{name: value for name, value in health_metrics.items() if name.endswith("/val")},
         **{name: value for name, value in metrics.items() if name.split("/")[0] in ("PRE", "MRR", "H@1")},
         "mrr_chance": round(chance, 4) if chance else None,
     }
-    if hinge is None:
-        health["verdict"] = "unknown (no training summary)"
-    elif hinge >= COLLAPSED_HINGE:
-        health["verdict"] = "collapsed (predictions have almost no spread)"
-    elif hinge <= HEALTHY_HINGE:
-        health["verdict"] = "healthy (predictions spread)"
+    verdict = health_metrics.get("uses_latent/val")
+    if verdict is None:
+        health["verdict"] = "unknown (no health-equi.json)"
+    elif verdict:
+        health["verdict"] = (
+            "healthy: the predictor uses the transformation (true < 0.9 x shuffled, < identity)"
+        )
     else:
-        health["verdict"] = "weak (predictions partly collapsed)"
+        health["verdict"] = "unhealthy: the predictor does not use the transformation"
     return health
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from sie import ownership
 from sie.config import ConfigError, dataset_variant, load_config_files, resolve_config
 from sie.devices import DEVICES
-from sie.evaluate.registry import EVALUATIONS, PARTS
+from sie.evaluate.registry import EVALUATIONS, PARTS, PREDICTOR_EVALUATION, PREDICTOR_PART, REFERENCES
 from sie.io import describe_os_error, ensure_writable, read_json_argument
 from sie.paths import CHECKPOINT_FILE, EVALUATION_FILE, fill
 from sie.tables import TABLES
@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pretrain_command(commands)
     _add_features_command(commands)
     _add_evaluate_command(commands)
+    _add_reference_command(commands)
     _add_tables_command(commands)
     _add_figure_commands(commands)
     return parser
@@ -358,7 +359,7 @@ def _add_evaluate_command(commands: Any) -> None:
         "evaluate",
         help="evaluations on a feature store: probes (per part) or the predictor's retrieval; one JSON each",
         description="Writes <output>/<evaluation>-<part>.json for every evaluation and part asked "
-        "(the predictor evaluation writes predictor-equi.json).",
+        "(the predictor evaluation writes predictor-equi.json and its health, health-equi.json).",
     )
     parser.add_argument("--features", type=Path, required=True, help="feature store folder")
     parser.add_argument(
@@ -383,10 +384,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     ensure_writable(args.output)
     spec = read_json_argument(args.spec)
     device = spec.get("device", "auto")
-    if "predictor" in args.evaluation and args.model is None:
+    if PREDICTOR_EVALUATION in args.evaluation and args.model is None:
         raise ConfigError("--model is required for the predictor evaluation")
     records = []
-    if "predictor" in args.evaluation:
+    if PREDICTOR_EVALUATION in args.evaluation:
         retrieval = {
             key: tuple(value) if key == "modes" else value for key, value in spec.get("retrieval", {}).items()
         }
@@ -395,12 +396,12 @@ def _run_evaluate(args: argparse.Namespace) -> int:
                 args.features,
                 args.dataset,
                 args.model,
-                args.output / fill(EVALUATION_FILE, evaluation="predictor", part="equi"),
+                args.output / fill(EVALUATION_FILE, evaluation=PREDICTOR_EVALUATION, part=PREDICTOR_PART),
                 run.RetrievalSettings(**retrieval),
                 device,
             )
         )
-    probe_evaluations = [name for name in args.evaluation if name != "predictor"]
+    probe_evaluations = [name for name in args.evaluation if name != PREDICTOR_EVALUATION]
     if probe_evaluations:
         settings = ProbeSettings(**spec.get("probe", {}), device=device)
         records += run.evaluate_probes(
@@ -419,6 +420,36 @@ def _run_evaluate(args: argparse.Namespace) -> int:
                 sort_keys=True,
             )
         )
+    return 0
+
+
+def _add_reference_command(commands: Any) -> None:
+    rows = "; ".join(f"{name}: {text}" for name, text in REFERENCES.items())
+    parser = commands.add_parser(
+        "reference",
+        help="a reference row of the tables: untrained model, oracle features or chance metrics",
+        description=f"The tables' reference rows (docs/evaluations.md#reference-rows). {rows}.\n"
+        "untrained: --spec is a pretrain run spec, --output the run folder (model.pt). oracle: --output is "
+        "a feature store folder. chance: --output is the folder of the metrics files, --spec the evaluate "
+        "section.",
+    )
+    parser.add_argument("row", choices=list(REFERENCES), help="which reference row")
+    parser.add_argument("--dataset", type=Path, required=True, help="indexed variant folder")
+    parser.add_argument("--output", type=Path, required=True, help="output folder (see above)")
+    parser.add_argument(
+        "--spec", default="{}", help="run spec (untrained) or evaluate settings (chance), JSON"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="noise seed (oracle), draw seed (chance)")
+    parser.set_defaults(handler=_run_reference)
+
+
+def _run_reference(args: argparse.Namespace) -> int:
+    from sie.evaluate.reference_commands import run_reference
+
+    ensure_writable(args.output)
+    print(
+        json.dumps(run_reference(args.row, args.dataset, args.output, args.spec, args.seed), sort_keys=True)
+    )
     return 0
 
 

@@ -4,7 +4,8 @@
 metric, value); evaluations that do not apply keep a row with an empty value. ``build_table`` turns the
 tidy rows into one of the paper's tables (mean over seeds, and the standard deviation when there are
 several), and ``latex_table`` / ``markdown_table`` format it: best value per column in bold (per
-dataset variant), not-applicable cells as a dash.
+dataset variant), not-applicable cells as a dash. The reference rows (untrained model, oracle, chance:
+``sie.evaluate.registry.REFERENCES``) come last in their own block, in italics, and are never bold.
 """
 
 from __future__ import annotations
@@ -16,12 +17,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sie.evaluate.registry import PARTS
+from sie.evaluate.registry import CHANCE, ORACLE, PARTS, REFERENCES, UNTRAINED, UNTRAINED_SHAPE
 
 if TYPE_CHECKING:  # pandas is imported where tables are built: the specifications (TABLES) stay cheap
     import pandas as pd
 
-GROUPS = {"invariant": "Invariant methods", "equivariant": "Equivariant methods", "sie": "SIE and ablations"}
+GROUPS = {
+    "invariant": "Invariant methods",
+    "equivariant": "Equivariant methods",
+    "sie": "SIE and ablations",
+    "reference": "Reference rows (not ranked)",
+}
+REFERENCE_LABELS = {
+    UNTRAINED: f"untrained {UNTRAINED_SHAPE}",
+    ORACLE: "oracle: true factors + noise",
+    CHANCE: "chance: mean predictor / random ranking",
+}
+"""How the tables name the reference rows (docs/evaluations.md#reference-rows)."""
 PART_HEADERS = dict(zip(PARTS, ("Inv.", "Equi.", "All"), strict=True))
 """Column header of each representation part (``sie.evaluate.registry.PARTS``)."""
 
@@ -37,6 +49,8 @@ class Column:
     scale: float = 1.0
     digits: int = 2
     higher_is_better: bool = True
+    ranked: bool = True
+    """False for diagnostics with no better direction (the predictor health columns): never bold."""
 
 
 @dataclass(frozen=True)
@@ -69,8 +83,13 @@ MRR = TableSpec(
         Column("predictor", "H@1/val-val", "equi", "H@1"),
         Column("predictor", "H@5/val-val", "equi", "H@5"),
         Column("predictor", "PRE/val-val", "equi", "PRE", digits=3, higher_is_better=False),
+        Column("health", "error/true/val", "equi", "err. true", digits=3, ranked=False),
+        Column("health", "error/shuffled/val", "equi", "err. shuffled", digits=3, ranked=False),
+        Column("health", "error/identity/val", "equi", "err. identity", digits=3, ranked=False),
+        Column("health", "ratio/true-shuffled/val", "equi", "true/shuffled", ranked=False),
+        Column("health", "ratio/true-identity/val", "equi", "true/identity", ranked=False),
     ),
-    header_groups=(("Predictor, validation views", 4),),
+    header_groups=(("Predictor, validation views", 4), ("Predictor health, validation pairs", 5)),
     predictor_only=True,
 )
 TABLES = {spec.name: spec for spec in (MAIN, MRR)}
@@ -78,9 +97,12 @@ TIDY_COLUMNS = ["variant", "method", "group", "seed", "evaluation", "part", "met
 
 
 def method_group(method: str) -> str:
-    """The paper's grouping: invariant methods, equivariant methods, SIE and its ablations."""
+    """The paper's grouping: invariant methods, equivariant methods, SIE and its ablations; the
+    reference rows form their own group."""
     from sie.models.registry import method_info
 
+    if method in REFERENCES:
+        return "reference"
     spec = method_info(method)
     if method.startswith("SIE"):
         return "sie"
@@ -109,11 +131,26 @@ def tidy_records(paths: Iterable[Path]) -> pd.DataFrame:
 
 
 def method_order(methods: Iterable[str]) -> list[str]:
-    """Methods in registry order (the paper's order within each group)."""
+    """Methods in registry order (the paper's order within each group), then the reference rows."""
     from sie.models.registry import METHODS
 
     present = set(methods)
-    return [name for name in METHODS if name in present]
+    return [name for name in [*METHODS, *REFERENCES] if name in present]
+
+
+def row_has_predictor(method: str) -> bool:
+    """Whether the row has predictor metrics: methods with a predictor, the untrained reference (SIE's
+    shape) and chance (a random ranking); the oracle has none."""
+    from sie.models.registry import METHODS
+
+    if method in REFERENCES:
+        return method != ORACLE and (method == CHANCE or METHODS[UNTRAINED_SHAPE].has_predictor)
+    return METHODS[method].has_predictor
+
+
+def row_label(method: str) -> str:
+    """The row's name in a table: the method's, or the reference row's label."""
+    return REFERENCE_LABELS.get(method, method)
 
 
 def build_table(tidy: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
@@ -160,10 +197,10 @@ def build_table(tidy: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
 def best_rows(table: pd.DataFrame, spec: TableSpec) -> dict[int, set[int]]:
     """Column index -> row indices holding the best mean of that column within their variant."""
     best: dict[int, set[int]] = {index: set() for index in range(len(spec.columns))}
-    for _, frame in table.groupby("variant", sort=False):
+    for _, frame in table[table["group"] != "reference"].groupby("variant", sort=False):
         for index, column in enumerate(spec.columns):
             values = frame[f"{index} mean"].dropna()
-            if len(values):
+            if len(values) and column.ranked:
                 target = values.max() if column.higher_is_better else values.min()
                 best[index].update(values.index[values == target].tolist())
     return best
@@ -208,7 +245,9 @@ def latex_table(table: pd.DataFrame, spec: TableSpec) -> str:
         cells = row_cells(table, spec, row, best, latex=True)
         variant = escape_latex(str(table.at[row, "variant"]))
         lines.append(
-            f"{variant} & {escape_latex(str(table.at[row, 'method']))} & " + " & ".join(cells) + " \\\\"
+            f"{variant} & {italic(escape_latex(row_label(table.at[row, 'method'])), table, row, 'latex')} & "
+            + " & ".join(cells)
+            + " \\\\"
         )
     lines += ["\\bottomrule", "\\end{tabular}", ""]
     return "\n".join(lines)
@@ -224,7 +263,8 @@ def markdown_table(table: pd.DataFrame, spec: TableSpec) -> str:
     for row in table.index:
         cells = row_cells(table, spec, row, best, latex=False)
         lines.append(
-            f"| {table.at[row, 'variant']} | {GROUPS[table.at[row, 'group']]} | {table.at[row, 'method']} | "
+            f"| {table.at[row, 'variant']} | {GROUPS[table.at[row, 'group']]} | "
+            f"{italic(row_label(table.at[row, 'method']), table, row, 'markdown')} | "
             + " | ".join(cells)
             + " |"
         )
@@ -239,12 +279,18 @@ def html_table(table: pd.DataFrame, spec: TableSpec) -> str:
     headers = ["Dataset", "Group", "Method", *_plain_headers(spec)]
     lines = ["<table>", "<tr>" + "".join(f"<th>{html.escape(header)}</th>" for header in headers) + "</tr>"]
     for row in table.index:
-        cells = row_cells(table, spec, row, None, latex=False)
-        cells = [f"<b>{text}</b>" if row in best[index] else text for index, text in enumerate(cells)]
-        names = [str(table.at[row, "variant"]), GROUPS[table.at[row, "group"]], str(table.at[row, "method"])]
+        cells = [
+            italic(f"<b>{text}</b>" if row in best[index] else text, table, row, "html")
+            for index, text in enumerate(row_cells(table, spec, row, None, latex=False, styled=False))
+        ]
+        names = [
+            str(table.at[row, "variant"]),
+            GROUPS[table.at[row, "group"]],
+            row_label(table.at[row, "method"]),
+        ]
         lines.append(
             "<tr>"
-            + "".join(f"<td>{html.escape(text)}</td>" for text in names)
+            + "".join(f"<td>{italic(html.escape(text), table, row, 'html')}</td>" for text in names)
             + "".join(f"<td align='right'>{text}</td>" for text in cells)
             + "</tr>"
         )
@@ -253,13 +299,27 @@ def html_table(table: pd.DataFrame, spec: TableSpec) -> str:
 
 
 def row_cells(
-    table: pd.DataFrame, spec: TableSpec, row: int, best: dict[int, set[int]] | None, latex: bool
+    table: pd.DataFrame,
+    spec: TableSpec,
+    row: int,
+    best: dict[int, set[int]] | None,
+    latex: bool,
+    styled: bool = True,
 ) -> list[str]:
-    """The formatted value cells of one row; with ``best``, the best of each column in bold."""
-    return [
+    """The formatted value cells of one row; with ``best``, the best of each column in bold; a
+    reference row's cells in italics (unless ``styled`` is False)."""
+    cells = [
         cell(table, row, index, column, best is not None and row in best[index], latex)
         for index, column in enumerate(spec.columns)
     ]
+    return [italic(text, table, row, "latex" if latex else "markdown") for text in cells] if styled else cells
+
+
+def italic(text: str, table: pd.DataFrame, row: int, style: str) -> str:
+    """``text`` in italics when the row is a reference row (``style``: latex, markdown or html)."""
+    if table.at[row, "group"] != "reference" or text in ("", "--", "–"):
+        return text
+    return {"latex": f"\\emph{{{text}}}", "markdown": f"*{text}*", "html": f"<i>{text}</i>"}[style]
 
 
 def _plain_headers(spec: TableSpec) -> list[str]:

@@ -122,14 +122,43 @@ class Evaluation(NamedTuple):
 
 
 def evaluations(config: Mapping[str, Any]) -> list[Evaluation]:
-    """Every evaluation of every pretraining run, in a stable order (predictor: one, part "equi")."""
+    """Every evaluation of every pretraining run, then of the reference rows of each pretrained variant
+    (``evaluate.references``: untrained at every seed; oracle and chance at the first seed), in a stable
+    order. The predictor evaluation is one file (part "equi") and its health a second one."""
+    from sie.evaluate.registry import CHANCE, ORACLE, PREDICTOR_EVALUATION, UNTRAINED
+
     evaluate = config.get("evaluate", {})
+    chosen = list(evaluate.get("evaluations", ()))
+    probes_only = [name for name in chosen if name != PREDICTOR_EVALUATION]
+    runs = [(run, chosen) for run in pretrain_runs(config)]
+    references = evaluate.get("references", ())
+    seeds = config["pretrain"]["seeds"] if runs else []
+    for variant in dict.fromkeys(variant for variant, _, _ in pretrain_runs(config)):
+        if UNTRAINED in references:
+            runs += [((variant, UNTRAINED, seed), chosen) for seed in seeds]
+        if ORACLE in references:
+            runs.append(((variant, ORACLE, seeds[0]), probes_only))
+        if CHANCE in references:
+            runs.append(((variant, CHANCE, seeds[0]), chosen))
     return [
-        Evaluation(variant, method, seed, evaluation, part)
-        for variant, method, seed in pretrain_runs(config)
-        for evaluation in evaluate.get("evaluations", ())
-        for part in (["equi"] if evaluation == "predictor" else evaluate.get("parts", ()))
+        entry
+        for (variant, method, seed), names in runs
+        for evaluation in names
+        for entry in run_evaluations(variant, method, seed, evaluation, evaluate.get("parts", ()))
     ]
+
+
+def run_evaluations(
+    variant: str, method: str, seed: int, evaluation: str, parts: Iterable[str]
+) -> list[Evaluation]:
+    """The metrics files of one evaluation of one row: one per part, or for the predictor its file and
+    its health's (the chance row has no predictor to check)."""
+    from sie.evaluate.registry import CHANCE, HEALTH_EVALUATION, PREDICTOR_EVALUATION, PREDICTOR_PART
+
+    if evaluation != PREDICTOR_EVALUATION:
+        return [Evaluation(variant, method, seed, evaluation, part) for part in parts]
+    names = [PREDICTOR_EVALUATION] + ([HEALTH_EVALUATION] if method != CHANCE else [])
+    return [Evaluation(variant, method, seed, name, PREDICTOR_PART) for name in names]
 
 
 def evaluation_files(config: Mapping[str, Any]) -> list[str]:
@@ -155,15 +184,14 @@ def tables(config: Mapping[str, Any]) -> list[str]:
 def table_inputs(config: Mapping[str, Any], table: str) -> list[str]:
     """The metrics files a table reads, and nothing more: a predictor-only table (MRR) lists only
     methods with a predictor, so it does not ask for the other methods to be trained."""
-    from sie.models.registry import METHODS
-    from sie.tables import TABLES
+    from sie.tables import TABLES, row_has_predictor
 
     needed = table_evaluations()[table]
     predictor_only = TABLES[table].predictor_only
     return [
         entry.path
         for entry in evaluations(config)
-        if entry.evaluation in needed and (METHODS[entry.method].has_predictor or not predictor_only)
+        if entry.evaluation in needed and (row_has_predictor(entry.method) or not predictor_only)
     ]
 
 
@@ -179,21 +207,38 @@ def figure_files(config: Mapping[str, Any]) -> list[str]:
     return files
 
 
+def one_of(names: Iterable[str]) -> str:
+    """A regex matching exactly one of ``names``."""
+    return "|".join(re.escape(name) for name in names)
+
+
 def wildcard_patterns() -> dict[str, str]:
     """Regexes of the rules' name wildcards, built from the registries (the variant name pattern, the
     method registry, the tables, the evaluations and their parts): a path naming anything else matches
     no rule."""
-    from sie.evaluate.registry import EVALUATIONS, PARTS
+    from sie.evaluate.registry import EVALUATIONS, HEALTH_EVALUATION, PARTS, REFERENCES
     from sie.models.registry import METHODS
     from sie.tables import TABLES
 
-    def one_of(names: Iterable[str]) -> str:
-        return "|".join(re.escape(name) for name in names)
-
     return {
         "variant": VARIANT_NAME,
-        "method": one_of(METHODS),
+        "method": one_of([*METHODS, *REFERENCES]),
         "table": one_of(TABLES),
-        "evaluation": one_of(EVALUATIONS),
+        "evaluation": one_of([*EVALUATIONS, HEALTH_EVALUATION]),
         "part": one_of(PARTS),
+    }
+
+
+def method_patterns() -> dict[str, str]:
+    """Rule-level ``method`` constraints: which rows each rule makes, so that no path matches two rules
+    (the reference rows have their own rules): ``trained`` (pretrain: the registry's methods),
+    ``modelled`` (features and predictor: those and the untrained model), ``featured`` (probes: those
+    and the oracle's features)."""
+    from sie.evaluate.registry import ORACLE, UNTRAINED
+    from sie.models.registry import METHODS
+
+    return {
+        "trained": one_of(METHODS),
+        "modelled": one_of([*METHODS, UNTRAINED]),
+        "featured": one_of([*METHODS, UNTRAINED, ORACLE]),
     }

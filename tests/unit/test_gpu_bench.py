@@ -137,8 +137,9 @@ def test_rotation_hook_targets_and_its_reading_of_the_outputs(tmp_path):
     files = {
         sie["rotation-inv"]: {"applicable": True, "metrics": {"r2": 0.61, "mse": 0.1}},
         sie["rotation-equi"]: {"applicable": True, "metrics": {"r2": 0.72}},
-        sie["summary"]: {"final": {"loss/predictor_variance": 0.02, "loss/equivariance": 0.3}},
+        sie["summary"]: {"final": {"loss/equivariance": 0.3}},
         sie["predictor"]: {"metrics": {"PRE/train-train": 0.2, "MRR/train-train": 0.4, "H@5/val-val": 0.9}},
+        sie["health"]: {"metrics": {"error/true/val": 0.1, "uses_latent/val": 1.0, "uses_latent/train": 1.0}},
     }
     for path, content in files.items():
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
@@ -146,6 +147,7 @@ def test_rotation_hook_targets_and_its_reading_of_the_outputs(tmp_path):
     assert rotation_r2(sie, tmp_path) == {"inv": 0.61, "equi": 0.72}
     health = predictor_health(sie, tmp_path, views=4)
     assert health["verdict"].startswith("healthy") and health["PRE/train-train"] == 0.2
+    assert health["error/true/val"] == 0.1 and "uses_latent/train" not in health
     chance = (1 + 1 / 2 + 1 / 3 + 1 / 4) / 4  # MRR of a random ranking of 4 views
     assert "H@5/val-val" not in health and health["mrr_chance"] == pytest.approx(chance, abs=1e-4)
     missing = predictor_health(runs["rot/VICReg/seed3"] | {"predictor": "none"}, tmp_path, 4)

@@ -136,8 +136,13 @@ def test_the_workflow_builds_its_paths_from_structured_values():
     with_predictor = {entry.method for entry in entries if entry.method in predictor_methods}
     assert 0 < len(with_predictor) < len({entry.method for entry in entries})
     assert mrr == [
-        entry.path for entry in entries if entry.evaluation == "predictor" and entry.method in with_predictor
+        entry.path
+        for entry in entries
+        if entry.evaluation in ("predictor", "health")
+        and (entry.method in with_predictor or entry.method in ("untrained", "chance"))
     ]
+    assert "results/evaluations/test/chance/seed0/predictor-equi.json" in mrr
+    assert "results/evaluations/test/chance/seed0/health-equi.json" not in [entry.path for entry in entries]
     assert run_paths(paths.SUMMARY_PATH, [("test", "SIE", 0)]) == [
         "results/pretrain/test/SIE/seed0/summary.json"
     ]

@@ -18,7 +18,7 @@ from sie.models import backbone, methods
 from sie.models import registry as method_registry
 from sie.tables import TABLES
 from sie.training.config import NORMALIZATIONS, PRECISIONS, SCHEDULES, TrainConfig
-from sie.workflow import wildcard_patterns
+from sie.workflow import method_patterns, wildcard_patterns
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SCHEMA = config.load_schema()
@@ -94,6 +94,7 @@ def enums(section: dict) -> dict[str, list]:
             {
                 "evaluations": registry.EVALUATIONS,
                 "parts": registry.PARTS,
+                "references": tuple(registry.REFERENCES),
                 "classifier": registry.HEADS,
                 "device": devices.DEVICES,
             },
@@ -177,9 +178,9 @@ def test_cli_choices_are_the_registries():
 @pytest.mark.parametrize(
     ("wildcard", "names"),
     [
-        ("method", list(method_registry.METHODS)),
+        ("method", [*method_registry.METHODS, *registry.REFERENCES]),
         ("table", list(TABLES)),
-        ("evaluation", list(registry.EVALUATIONS)),
+        ("evaluation", [*registry.EVALUATIONS, registry.HEALTH_EVALUATION]),
         ("part", list(registry.PARTS)),
         ("variant", ["test", "paper-256", "v_2"]),
     ],
@@ -196,6 +197,19 @@ def test_common_smk_uses_the_patterns():
     block = common.split("wildcard_constraints:", 1)[1].split("\n\n", 1)[0]
     for wildcard in wildcard_patterns():
         assert f'{wildcard}=WILDCARDS["{wildcard}"]' in block
+
+
+def test_rules_make_only_their_own_rows():
+    """Trained methods come from `pretrain`, the references from their own rules (no ambiguous rule)."""
+    rows = method_patterns()
+    trained = re.compile(rows["trained"])
+    assert all(trained.fullmatch(name) for name in method_registry.METHODS)
+    assert not any(trained.fullmatch(name) for name in registry.REFERENCES)
+    assert re.fullmatch(rows["modelled"], "untrained") and not re.fullmatch(rows["modelled"], "oracle")
+    assert re.fullmatch(rows["featured"], "oracle") and not re.fullmatch(rows["featured"], "chance")
+    rules = "".join(path.read_text() for path in (REPOSITORY / "workflow/rules").glob("*.smk"))
+    for name in rows:
+        assert f'method=ROW_PATTERNS["{name}"]' in rules, name
 
 
 def test_schema_is_package_data_linked_from_the_workflow():

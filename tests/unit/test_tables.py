@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from sie.tables import MAIN, MRR, build_table, escape_latex, latex_table, tidy_records, write_tables
+from sie.tables import (
+    MAIN,
+    MRR,
+    build_table,
+    escape_latex,
+    latex_table,
+    markdown_table,
+    tidy_records,
+    write_tables,
+)
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
@@ -90,6 +99,64 @@ def metrics_files(tmp_path) -> list[Path]:
                     reason=f"{method} has no transformation-conditioned predictor",
                 )
             )
+            health = {
+                "error/true/val": 0.2 + shift,
+                "error/shuffled/val": 0.5,
+                "error/identity/val": 0.4,
+                "ratio/true-shuffled/val": (0.2 + shift) / 0.5,
+                "ratio/true-identity/val": (0.2 + shift) / 0.4,
+            }
+            files.append(
+                write_record(
+                    tmp_path, method, seed, "health", "equi", health if has_predictor else None, "none"
+                )
+            )
+    return files + reference_files(tmp_path)
+
+
+def reference_files(folder: Path) -> list[Path]:
+    """Reference rows: an untrained model better than every method on colour (never bold), the oracle
+    (probes only) and chance (every evaluation, the predictor without health)."""
+    files = []
+    for part in ("inv", "equi", "all"):
+        for method, top1, rotation, color in (("untrained", 0.1, 0.2, 0.9), ("oracle", 1.0, 0.99, 0.97)):
+            for evaluation, metrics in (
+                ("classification", {"top1": top1}),
+                ("rotation", {"r2": rotation}),
+                ("color", {"r2": color}),
+            ):
+                files.append(write_record(folder, method, 0, evaluation, part, metrics))
+        for evaluation, metrics in (
+            ("classification", {"top1": 0.1}),
+            ("rotation", {"r2": 0.25}),
+            ("color", {"r2": 0.0}),
+        ):
+            files.append(write_record(folder, "chance", 0, evaluation, part, metrics))
+    files.append(
+        write_record(
+            folder,
+            "untrained",
+            0,
+            "predictor",
+            "equi",
+            {"MRR/val-val": 0.9, "H@1/val-val": 0.1, "H@5/val-val": 0.6, "PRE/val-val": 0.6},
+        )
+    )
+    files.append(
+        write_record(
+            folder, "untrained", 0, "health", "equi", {"error/true/val": 0.9, "error/shuffled/val": 0.9}
+        )
+    )
+    files.append(
+        write_record(
+            folder,
+            "chance",
+            0,
+            "predictor",
+            "equi",
+            {"MRR/val-val": 0.52, "H@1/val-val": 0.25, "H@5/val-val": 1.0, "PRE/val-val": 0.75},
+        )
+    )
     return files
 
 
@@ -111,7 +178,7 @@ def test_tidy_rows_one_per_metric_and_empty_for_not_applicable(metrics_files):
     assert len(vicreg_equi) == 1 and math.isnan(vicreg_equi["value"].iloc[0])
     sie = tidy[(tidy["method"] == "SIE") & (tidy["evaluation"] == "classification")]
     assert len(sie) == 2 * 3 * 3  # seeds x parts x (top1, top5, loss)
-    assert set(tidy["group"]) == {"invariant", "equivariant", "sie"}
+    assert set(tidy["group"]) == {"invariant", "equivariant", "sie", "reference"}
 
 
 def test_seed_mean_and_standard_deviation(metrics_files):
@@ -120,12 +187,35 @@ def test_seed_mean_and_standard_deviation(metrics_files):
     assert sie["0 mean"] == pytest.approx(100 * (0.60 + 0.62) / 2)  # classification inv, in %
     assert sie["0 std"] == pytest.approx(100 * 0.02 / math.sqrt(2))
     assert math.isnan(table[table["method"] == "VICReg"].iloc[0]["0 std"])
-    assert list(table["method"]) == ["VICReg", "SimCLRAugSelf", "SIE", "SIEOnlyEqui"]
+    assert list(table["method"]) == [
+        "VICReg",
+        "SimCLRAugSelf",
+        "SIE",
+        "SIEOnlyEqui",
+        "untrained",
+        "oracle",
+        "chance",
+    ]
 
 
 def test_mrr_table_lists_only_methods_with_a_predictor(metrics_files):
     table = build_table(tidy_records(metrics_files), MRR)
-    assert list(table["method"]) == ["SIE", "SIEOnlyEqui"]
+    assert list(table["method"]) == ["SIE", "SIEOnlyEqui", "untrained", "chance"]
+
+
+def test_reference_rows_come_last_in_italics_and_are_never_bold(metrics_files):
+    tidy = tidy_records(metrics_files)
+    table = build_table(tidy, MAIN)
+    markdown = markdown_table(table, MAIN)
+    untrained = next(line for line in markdown.splitlines() if "untrained SIE" in line)
+    assert "*0.90*" in untrained and "**" not in untrained  # best colour value, but a reference
+    assert "| *oracle: true factors + noise* |" in markdown
+    sie = next(line for line in markdown.splitlines() if "| SIE |" in line)
+    assert "**" in sie  # the best method's colour is bold even though a reference row is higher
+    mrr = markdown_table(build_table(tidy, MRR), MRR)
+    assert "**0.70**" in mrr  # SIE's MRR is the best method's, though the untrained row scores 0.9
+    latex = latex_table(table, MAIN)
+    assert "\\emph{Reference rows (not ranked)}" in latex and "\\emph{0.90}" in latex
 
 
 def test_latex_matches_the_golden_files(metrics_files):

@@ -34,11 +34,18 @@ def test_snakefmt_is_clean():
 def test_default_configuration_dag(tmp_path):
     result = run_snakemake(tmp_path, "-n", "--configfile", str(REPOSITORY / "config.yaml"))
     counts = job_counts(result.stdout)
-    assert counts["render_shard"] == math.ceil(10 * 30 / 30)
+    default = yaml.safe_load((REPOSITORY / "config.yaml").read_text())
+    variant = default["datasets"]["mini"]
+    assert counts["render_shard"] == math.ceil(len(variant["classes"]) * 30 / variant["chunk_size"])
     assert counts["index_dataset"] == 1
-    methods = 5
-    for rule in ("pretrain", "features", "evaluate_probes", "evaluate_predictor"):
-        assert counts[rule] == methods, rule
+    runs = len(default["pretrain"]["methods"]) * len(default["pretrain"]["seeds"])
+    assert counts["pretrain"] == runs
+    untrained = len(default["pretrain"]["seeds"])  # one untrained reference model per seed
+    assert counts["untrained_model"] == untrained
+    for rule in ("features", "evaluate_predictor"):
+        assert counts[rule] == runs + untrained, rule
+    assert counts["evaluate_probes"] == runs + untrained + 1  # + the oracle's features
+    assert counts["oracle_features"] == counts["chance_metrics"] == 1
     assert counts["table"] == 2 and counts["training_curves"] == 1 and counts["retrieval_figure"] == 1
 
 
@@ -60,11 +67,30 @@ def test_mrr_table_builds_only_what_it_needs(tmp_path):
     counts = job_counts(result.stdout)
     counts.pop("total", None)
     dataset_jobs = {"render_shard": 3, "index_dataset": 1, "pack_dataset": 1}
-    per_method = {rule: len(with_predictor) for rule in ("pretrain", "features", "evaluate_predictor")}
-    assert counts == {**dataset_jobs, **per_method, "table": 1}
+    per_method = {rule: len(with_predictor) + 1 for rule in ("features", "evaluate_predictor")}
+    references = {"untrained_model": 1, "chance_metrics": 1}  # no oracle: it has no predictor
+    assert counts == {**dataset_jobs, "pretrain": len(with_predictor), **per_method, **references, "table": 1}
     pretrained = set(re.findall(r"results/pretrain/test/(\w+)/seed0/model\.pt", result.stdout))
-    assert pretrained == set(with_predictor)
+    assert pretrained == {*with_predictor, "untrained"}
+    assert "results/evaluations/test/SIE/seed0/health-equi.json" in result.stdout
+    assert "results/evaluations/test/chance/seed0/predictor-equi.json" in result.stdout
     assert "results/tables/main" not in result.stdout
+
+
+def test_dry_run_lists_the_reference_rows_and_predictor_health(tmp_path):
+    """The test configuration's dry run: every reference row and every predictor's health is a job."""
+    result = run_snakemake(tmp_path, "-n", "--configfile", str(REPOSITORY / "configs/test.yaml"))
+    counts = job_counts(result.stdout)
+    assert counts["untrained_model"] == counts["oracle_features"] == counts["chance_metrics"] == 1
+    for path in (
+        "results/pretrain/test/untrained/seed0/model.pt",
+        "results/features/test/oracle/seed0/manifest.json",
+        "results/evaluations/test/oracle/seed0/rotation-equi.json",
+        "results/evaluations/test/chance/seed0/color-all.json",
+        "results/evaluations/test/untrained/seed0/health-equi.json",
+        "results/evaluations/test/SIERotColor/seed0/health-equi.json",
+    ):
+        assert path in result.stdout, path
 
 
 def test_paper_configuration_shows_the_full_dag(tmp_path, paper_inputs):

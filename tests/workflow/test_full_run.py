@@ -17,6 +17,7 @@ ONE_THREAD_EACH = [
     "features=1",
     "evaluate_probes=1",
     "evaluate_predictor=1",
+    "untrained_model=1",
 ]
 
 
@@ -53,6 +54,26 @@ def test_every_evaluation_and_both_tables(finished):
     assert main.startswith("\\begin{tabular}") and all(f" & {name} & " in main for name in METHODS)
     mrr = (tables / "mrr.tex").read_text()
     assert " & SIE & " in mrr and " & VICReg & " not in mrr
+
+
+def test_reference_rows_and_predictor_health(finished):
+    evaluations = finished / "results" / "evaluations" / "test"
+    for name, spec in [*METHODS.items()]:
+        health = json.loads((evaluations / name / "seed0" / "health-equi.json").read_text())
+        assert health["applicable"] == spec.has_predictor
+        if spec.has_predictor:
+            assert {"error/true/val", "error/shuffled/train", "uses_latent/val"} <= set(health["metrics"])
+    untrained = json.loads((evaluations / "untrained" / "seed0" / "health-equi.json").read_text())
+    assert untrained["method"] == "untrained" and untrained["applicable"]
+    oracle = json.loads((evaluations / "oracle" / "seed0" / "rotation-equi.json").read_text())
+    assert oracle["method"] == "oracle" and 0 < oracle["metrics"]["mse"] < 1  # 3 probe epochs: no ceiling
+    chance = json.loads((evaluations / "chance" / "seed0" / "predictor-equi.json").read_text())
+    assert chance["metrics"]["MRR/val-val"] == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)  # 3 views
+    tables = finished / "results" / "tables"
+    main, mrr = (tables / "main.tex").read_text(), (tables / "mrr.tex").read_text()
+    for label in ("untrained SIE", "oracle: true factors + noise", "chance: mean predictor / random ranking"):
+        assert f"\\emph{{{label}}}" in main, label
+    assert "\\emph{untrained SIE}" in mrr and "oracle" not in mrr
 
 
 def test_rerun_does_nothing_and_the_report_builds(finished):

@@ -5,12 +5,23 @@ import json
 
 from sie import paths
 from sie.config import dataset_variant, resolve_config
+from sie.evaluate.registry import (
+    CHANCE,
+    HEALTH_EVALUATION,
+    ORACLE,
+    PREDICTOR_EVALUATION,
+    PREDICTOR_PART,
+    UNTRAINED,
+    UNTRAINED_SHAPE,
+)
 from sie.workflow import (
     check_rendered_views_match,
     check_variant_inputs,
     evaluation_files,
     figure_files,
+    method_patterns,
     pretrain_runs,
+    run_evaluations,
     pretrain_spec,
     run_paths,
     table_inputs as tables_inputs_of,
@@ -36,7 +47,7 @@ EVALUATION_FILES = evaluation_files(config)
 TABLES = tables(config)
 FIGURE_FILES = figure_files(config)
 PROBE_EVALUATIONS = [
-    name for name in config["evaluate"]["evaluations"] if name != "predictor"
+    name for name in config["evaluate"]["evaluations"] if name != PREDICTOR_EVALUATION
 ]
 PROBE_FILES = [
     paths.partial(paths.EVALUATION_PATH, evaluation=evaluation, part=part)
@@ -47,6 +58,7 @@ PROBE_FILES = [
 
 # Name wildcards match only registered names (sie.workflow.wildcard_patterns builds them).
 WILDCARDS = wildcard_patterns()
+ROW_PATTERNS = method_patterns()  # the rules' own `method` constraints
 
 
 wildcard_constraints:
@@ -87,6 +99,14 @@ def pretrain_spec_json(wildcards):
     return json.dumps(spec, sort_keys=True)
 
 
+def untrained_spec_json(wildcards):
+    """The run spec of the untrained reference: SIE's, with the configuration's settings."""
+    spec = pretrain_spec(
+        config, wildcards.variant, UNTRAINED_SHAPE, int(wildcards.seed)
+    )
+    return json.dumps(spec, sort_keys=True)
+
+
 def evaluate_spec_json(wildcards):
     """The evaluate section of the configuration, the --spec of `sie evaluate`."""
     return json.dumps(config["evaluate"], sort_keys=True)
@@ -110,3 +130,16 @@ def training_summaries(wildcards):
 def training_run_folders(wildcards):
     """The output folders of every pretraining run of a variant."""
     return run_paths(paths.PRETRAIN_DIR, variant_runs(wildcards))
+
+
+# The chance row's metrics files: every chosen evaluation and part, the predictor without its health.
+CHANCE_FILES = [
+    paths.partial(
+        paths.EVALUATION_PATH,
+        method=CHANCE,
+        evaluation=entry.evaluation,
+        part=entry.part,
+    )
+    for evaluation in config["evaluate"]["evaluations"]
+    for entry in run_evaluations("", CHANCE, 0, evaluation, config["evaluate"]["parts"])
+]

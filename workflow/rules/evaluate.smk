@@ -12,6 +12,8 @@ rule features:
         manifest=paths.FEATURES_MANIFEST_PATH,
     log:
         paths.FEATURES_LOG,
+    wildcard_constraints:
+        method=ROW_PATTERNS["modelled"],
     conda:
         "../envs/sie.yaml"
     threads: 2
@@ -34,6 +36,8 @@ rule evaluate_probes:
         PROBE_FILES,
     log:
         paths.PROBES_LOG,
+    wildcard_constraints:
+        method=ROW_PATTERNS["featured"],
     conda:
         "../envs/sie.yaml"
     threads: 2
@@ -51,15 +55,23 @@ rule evaluate_probes:
 
 
 rule evaluate_predictor:
-    """PRE, MRR and H@k of the learned predictor (not applicable to methods without one)."""
+    """PRE, MRR and H@k of the learned predictor and its health (true / shuffled / no latent); not
+    applicable to methods without a predictor."""
     input:
         features=rules.features.output.manifest,
         model=rules.pretrain.output.model,
         card=rules.index_dataset.output.card,
     output:
-        paths.partial(paths.EVALUATION_PATH, evaluation="predictor", part="equi"),
+        retrieval=paths.partial(
+            paths.EVALUATION_PATH, evaluation=PREDICTOR_EVALUATION, part=PREDICTOR_PART
+        ),
+        health=paths.partial(
+            paths.EVALUATION_PATH, evaluation=HEALTH_EVALUATION, part=PREDICTOR_PART
+        ),
     log:
         paths.PREDICTOR_LOG,
+    wildcard_constraints:
+        method=ROW_PATTERNS["modelled"],
     conda:
         "../envs/sie.yaml"
     threads: 2

@@ -29,6 +29,8 @@ rule pretrain:
         summary=paths.SUMMARY_PATH,
     log:
         paths.PRETRAIN_LOG,
+    wildcard_constraints:
+        method=ROW_PATTERNS["trained"],
     conda:
         "../envs/sie.yaml"
     threads: 2

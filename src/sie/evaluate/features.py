@@ -85,7 +85,10 @@ def compute_features(
         "format": FEATURES_FORMAT,
         "model": str(model_path),
         "dataset": str(dataset_dir),
-        "method": payload["method"],
+        # The table row: the method, or the reference row an untrained model.pt names
+        # (sie.training.untrained); "architecture" is always the method the model is built as.
+        "method": payload.get("reference", payload["method"]),
+        "architecture": payload["method"],
         "latent": payload["latent"],
         "variant": payload["variant"],
         "seed": payload["seed"],

@@ -205,6 +205,16 @@ def distinct_views(generator: np.random.Generator, count: int, views: int) -> tu
     return first, second
 
 
+def validation_pairs(objects: int, views: int, settings: ProbeSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (view 1, view 2) of the fixed validation pairs of the pair probes: ``val_pairs_per_object``
+    pairs of distinct views per object, drawn from the probe seed's third generator (the chance row's
+    mean predictor is scored on the same pairs)."""
+    seeds = np.random.SeedSequence(settings.seed).generate_state(3)
+    owners = np.repeat(np.arange(objects), settings.val_pairs_per_object)
+    first, second = distinct_views(np.random.default_rng(seeds[2]), len(owners), views)
+    return owners * views + first, owners * views + second
+
+
 def _batches(count: int, size: int) -> Iterator[slice]:
     for start in range(0, count, size):
         yield slice(start, min(start + size, count))
@@ -357,12 +367,14 @@ def _pair_regression(
             inputs = torch.cat([train_source.gather(first[batch]), train_source.gather(second[batch])], 1)
             yield inputs, target[batch]
 
-    val_objects = np.repeat(np.arange(val.objects), settings.val_pairs_per_object)
-    val_first, val_second, val_target = pairs(val, val_objects, np.random.default_rng(seeds[2]))
+    val_first, val_second = validation_pairs(val.objects, val.views, settings)
+    val_target = torch.from_numpy(
+        targets(np.asarray(val.latents[val_first]), np.asarray(val.latents[val_second]))
+    ).to(device)
     val_first, val_second = val_source.index(val_first), val_source.index(val_second)
 
     def val_batches() -> Iterator[Batch]:
-        for batch in _batches(len(val_objects), settings.eval_batch_size):
+        for batch in _batches(len(val_target), settings.eval_batch_size):
             inputs = torch.cat([val_source.gather(val_first[batch]), val_source.gather(val_second[batch])], 1)
             yield inputs, val_target[batch]
 

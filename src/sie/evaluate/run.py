@@ -16,9 +16,15 @@ import numpy as np
 import torch
 
 from sie.devices import resolve_device
-from sie.evaluate import probes, retrieval
+from sie.evaluate import health, probes, retrieval
 from sie.evaluate.features import load_split, read_manifest
-from sie.evaluate.registry import PREDICTOR_EVALUATION, PREDICTOR_PART, RETRIEVAL_DTYPES, RETRIEVAL_MODES
+from sie.evaluate.registry import (
+    HEALTH_EVALUATION,
+    PREDICTOR_EVALUATION,
+    PREDICTOR_PART,
+    RETRIEVAL_DTYPES,
+    RETRIEVAL_MODES,
+)
 from sie.io import write_json
 from sie.paths import EVALUATION_FILE, fill, labels_file, latents_file
 from sie.progress import Progress
@@ -175,15 +181,17 @@ def evaluate_predictor(
     settings: RetrievalSettings,
     device: str = "auto",
 ) -> dict[str, Any]:
-    """PRE for each mode and MRR/H@k (train-train, val-val) of the learned predictor; writes the file."""
+    """PRE for each mode and MRR/H@k (train-train, val-val) of the learned predictor, written to
+    ``output``; its health (``sie.evaluate.health``) is written beside it, to ``health_path(output)``."""
     manifest = read_manifest(features_dir)
     result = identity(manifest, PREDICTOR_EVALUATION, PREDICTOR_PART)
     if not manifest["has_predictor"]:
-        record = {
-            **result,
-            "applicable": False,
-            "reason": f"{manifest['method']} has no transformation-conditioned predictor",
-        }
+        reason = f"{manifest['method']} has no transformation-conditioned predictor"
+        write_json(
+            health_path(output),
+            {**identity(manifest, HEALTH_EVALUATION, PREDICTOR_PART), "applicable": False, "reason": reason},
+        )
+        record = {**result, "applicable": False, "reason": reason}
         write_json(output, record)
         return record
     from sie.models.files import load_pretrained
@@ -230,6 +238,28 @@ def evaluate_predictor(
                 device=target,
             )
             metrics.update({f"{name}/{mode}": value for name, value in ranks.items()})
+    errors = {
+        split: health.pair_errors(
+            embeddings[split],
+            latents[split],
+            views,
+            predictor,
+            latent=payload["latent"],
+            normalize=settings.normalize,
+            device=target,
+        )
+        for split in embeddings
+    }
+    write_json(
+        health_path(output),
+        {
+            **identity(manifest, HEALTH_EVALUATION, PREDICTOR_PART),
+            "applicable": True,
+            "metrics": health.health_metrics(errors),
+            "rule": f"uses the latent: error true <= {health.USES_LATENT_RATIO} x shuffled and < identity",
+            "normalize": settings.normalize,
+        },
+    )
     record = {
         **result,
         "applicable": True,
@@ -239,3 +269,8 @@ def evaluate_predictor(
     }
     write_json(output, record)
     return record
+
+
+def health_path(predictor_output: Path) -> Path:
+    """The predictor health file written beside the predictor evaluation's file."""
+    return predictor_output.parent / fill(EVALUATION_FILE, evaluation=HEALTH_EVALUATION, part=PREDICTOR_PART)
