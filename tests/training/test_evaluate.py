@@ -194,3 +194,33 @@ def test_bench_seed_noise_rule(bench_modules):
     assert difference == pytest.approx(0.1) and error == pytest.approx(math.sqrt(2 * 0.01 / 3))
     assert within  # 0.1 <= 2 * 0.0816
     assert not evaluation.within_noise([0.9, 0.91, 0.92], [0.4, 0.41, 0.42])[2]
+
+
+def test_the_untrained_reference_is_where_the_run_starts(tiny_dataset, tmp_path):
+    """A run with a vanishing learning rate (Adam moves each weight by about lr = 1e-30) ends where it
+    started: its parameters are the untrained reference's; features and health name the row."""
+    from sie.training.untrained import write_untrained
+
+    spec = tiny_spec("SIE", epochs=1, lr=1e-30)
+    pretrain(spec, tiny_dataset, tmp_path / "run", tmp_path / "run.pt", threads=1)
+    write_untrained(spec, tiny_dataset, tmp_path / "untrained")
+    started, _ = load_pretrained(tmp_path / "untrained" / "model.pt")
+    trained, _ = load_pretrained(tmp_path / "run" / "model.pt")
+    for (name, initial), (_, after) in zip(
+        started.named_parameters(), trained.named_parameters(), strict=True
+    ):
+        assert torch.allclose(initial, after, rtol=0, atol=1e-20), name
+    again = tmp_path / "again"
+    write_untrained(spec, tiny_dataset, again)
+    assert (again / "model.pt").read_bytes() == (tmp_path / "untrained" / "model.pt").read_bytes()
+    manifest = compute_features(
+        tmp_path / "untrained" / "model.pt", tiny_dataset, tmp_path / "features", "cpu", 5
+    )
+    assert manifest["method"] == "untrained" and manifest["architecture"] == "SIE"
+    output = tmp_path / "evaluations" / "predictor-equi.json"
+    evaluate_predictor(
+        tmp_path / "features", tiny_dataset, tmp_path / "untrained" / "model.pt", output, RetrievalSettings()
+    )
+    health = json.loads((output.parent / "health-equi.json").read_text())
+    assert health["method"] == "untrained" and health["applicable"]
+    assert set(health["metrics"]) >= {"error/identity/train", "ratio/true-shuffled/val", "uses_latent/val"}
