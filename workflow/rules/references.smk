@@ -3,6 +3,12 @@
 # and the chance row's metrics files. Rules of trained methods are constrained to the registry's names.
 
 
+# Seconds of work: Snakemake runs them itself, never submitting them to a cluster.
+localrules:
+    untrained_model,
+    chance_metrics,
+
+
 rule untrained_model:
     """SIE's model at the seed's initial weights, as a model.pt (the trained run starts from it)."""
     input:
