@@ -85,7 +85,7 @@ def predictor_health(files: dict[str, str], root: Path, views: int) -> dict[str,
         health["verdict"] = "unknown (no health-equi.json)"
     elif verdict:
         health["verdict"] = (
-            "healthy: the predictor uses the transformation (true < 0.9 x shuffled, < identity)"
+            "healthy: the predictor uses the transformation (true <= 0.9 x shuffled, < identity)"
         )
     else:
         health["verdict"] = "unhealthy: the predictor does not use the transformation"

@@ -31,7 +31,7 @@ GROUPS = {
 REFERENCE_LABELS = {
     UNTRAINED: f"untrained {UNTRAINED_SHAPE}",
     ORACLE: "oracle: true factors + noise",
-    CHANCE: "chance: mean predictor / random ranking",
+    CHANCE: "chance (no features)",
 }
 """How the tables name the reference rows (docs/evaluations.md#reference-rows)."""
 PART_HEADERS = dict(zip(PARTS, ("Inv.", "Equi.", "All"), strict=True))

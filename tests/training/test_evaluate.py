@@ -210,6 +210,8 @@ def test_the_untrained_reference_is_where_the_run_starts(tiny_dataset, tmp_path)
         started.named_parameters(), trained.named_parameters(), strict=True
     ):
         assert torch.allclose(initial, after, rtol=0, atol=1e-20), name
+    norms = [module for module in started.backbone.modules() if isinstance(module, torch.nn.BatchNorm2d)]
+    assert norms and all(norm.running_mean.abs().sum() > 0 for norm in norms)  # estimated, not the 0 / 1 init
     again = tmp_path / "again"
     write_untrained(spec, tiny_dataset, again)
     assert (again / "model.pt").read_bytes() == (tmp_path / "untrained" / "model.pt").read_bytes()

@@ -71,7 +71,7 @@ def test_reference_rows_and_predictor_health(finished):
     assert chance["metrics"]["MRR/val-val"] == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)  # 3 views
     tables = finished / "results" / "tables"
     main, mrr = (tables / "main.tex").read_text(), (tables / "mrr.tex").read_text()
-    for label in ("untrained SIE", "oracle: true factors + noise", "chance: mean predictor / random ranking"):
+    for label in ("untrained SIE", "oracle: true factors + noise", "chance (no features)"):
         assert f"\\emph{{{label}}}" in main, label
     assert "\\emph{untrained SIE}" in mrr and "oracle" not in mrr
 

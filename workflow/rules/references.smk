@@ -10,8 +10,10 @@ localrules:
 
 
 rule untrained_model:
-    """SIE's model at the seed's initial weights, as a model.pt (the trained run starts from it)."""
+    """SIE's model at the seed's initial weights (the trained run starts from them), its BatchNorm
+    statistics estimated on training views, as a model.pt."""
     input:
+        store=rules.pack_dataset.output.manifest,
         card=rules.index_dataset.output.card,
         statistics=rules.index_dataset.output.statistics,
     output:

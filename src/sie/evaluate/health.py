@@ -29,6 +29,8 @@ USES_LATENT_RATIO = 0.9
 """A healthy predictor's error with the true latent is at most this share of its shuffled-latent error."""
 
 PREDICTIONS = ("true", "shuffled", "identity")
+SHUFFLE_SEED = 0
+"""Seed of the permutation of the shuffled latents (recorded in every health file)."""
 
 
 def source_target_pairs(objects: int, views: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,7 +53,7 @@ def pair_errors(
     predict: Predictor,
     *,
     latent: str = "rotation",
-    seed: int = 0,
+    seed: int = SHUFFLE_SEED,
     normalize: bool = True,
     device: str | torch.device = "cpu",
     chunk: int = 16384,

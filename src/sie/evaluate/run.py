@@ -257,6 +257,7 @@ def evaluate_predictor(
             "applicable": True,
             "metrics": health.health_metrics(errors),
             "rule": f"uses the latent: error true <= {health.USES_LATENT_RATIO} x shuffled and < identity",
+            "shuffle_seed": health.SHUFFLE_SEED,
             "normalize": settings.normalize,
         },
     )
