@@ -164,8 +164,13 @@ def test_paper_scale_dag_with_the_profile(tmp_path):
     )
     counts = job_counts(output)
     assert counts["render_shard"] == 1050 and counts["index_dataset"] == 1 and counts["pack_dataset"] == 1
-    for rule in ("pretrain", "features", "evaluate_probes", "evaluate_predictor"):
-        assert counts[rule] == 14, rule
+    seeds = len(
+        yaml.safe_load((REPOSITORY / "configs" / "paper.yaml").read_text())["pretrain"].get("seeds", [0])
+    )
+    assert counts["pretrain"] == 14 * seeds and counts["untrained_model"] == seeds
+    for rule in ("features", "evaluate_predictor"):
+        assert counts[rule] == 14 * seeds + seeds, rule  # + the untrained reference of every seed
+    assert counts["evaluate_probes"] == 14 * seeds + seeds + 1  # + the oracle's features
 
 
 # ----------------------------------------------------------------------------- on the local cluster
