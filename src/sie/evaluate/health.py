@@ -17,12 +17,11 @@ A predictor *uses the transformation* when its true-latent error is clearly belo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import torch
 
 from sie.data.latents import pair_latents
+from sie.evaluate.probes import batch_slices
 from sie.evaluate.retrieval import Predictor, normalise
 
 USES_LATENT_RATIO = 0.9
@@ -39,11 +38,6 @@ def source_target_pairs(objects: int, views: int) -> tuple[np.ndarray, np.ndarra
         raise ValueError("predictor health needs at least 2 views per object")
     targets = np.arange(objects)[:, None] * views + np.arange(1, views)[None, :]
     return np.repeat(np.arange(objects) * views, views - 1), targets.reshape(-1)
-
-
-def _chunks(count: int, size: int) -> Iterator[slice]:
-    for start in range(0, count, size):
-        yield slice(start, min(start + size, count))
 
 
 def pair_errors(
@@ -69,7 +63,7 @@ def pair_errors(
     conditions = pair_latents(np.asarray(latents[sources]), np.asarray(latents[targets]), latent)
     shuffled = conditions[np.random.default_rng(seed).permutation(len(conditions))]
     totals = dict.fromkeys(PREDICTIONS, 0.0)
-    for part in _chunks(len(sources), chunk):
+    for part in batch_slices(len(sources), chunk):
         source = torch.from_numpy(np.array(embeddings[sources[part]], dtype=np.float32)).to(device)
         target = normalise(
             torch.from_numpy(np.array(embeddings[targets[part]], dtype=np.float32)).to(device), normalize

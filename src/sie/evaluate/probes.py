@@ -205,17 +205,25 @@ def distinct_views(generator: np.random.Generator, count: int, views: int) -> tu
     return first, second
 
 
+def object_pairs(
+    objects: int, views: int, per_object: int, generator: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (view 1, view 2) of ``per_object`` pairs of distinct views of every object, object-major."""
+    owners = np.repeat(np.arange(objects), per_object)
+    first, second = distinct_views(generator, len(owners), views)
+    return owners * views + first, owners * views + second
+
+
 def validation_pairs(objects: int, views: int, settings: ProbeSettings) -> tuple[np.ndarray, np.ndarray]:
     """Rows (view 1, view 2) of the fixed validation pairs of the pair probes: ``val_pairs_per_object``
     pairs of distinct views per object, drawn from the probe seed's third generator (the chance row's
     mean predictor is scored on the same pairs)."""
     seeds = np.random.SeedSequence(settings.seed).generate_state(3)
-    owners = np.repeat(np.arange(objects), settings.val_pairs_per_object)
-    first, second = distinct_views(np.random.default_rng(seeds[2]), len(owners), views)
-    return owners * views + first, owners * views + second
+    return object_pairs(objects, views, settings.val_pairs_per_object, np.random.default_rng(seeds[2]))
 
 
-def _batches(count: int, size: int) -> Iterator[slice]:
+def batch_slices(count: int, size: int) -> Iterator[slice]:
+    """Consecutive slices of at most ``size`` rows covering ``range(count)``."""
     for start in range(0, count, size):
         yield slice(start, min(start + size, count))
 
@@ -321,11 +329,11 @@ def classification(
         order = generator.permutation(train.objects)
         rows = train_source.index(order * train.views + generator.integers(train.views, size=train.objects))
         labels = torch.from_numpy(train_labels[order]).to(device)
-        for batch in _batches(train.objects, settings.batch_size):
+        for batch in batch_slices(train.objects, settings.batch_size):
             yield train_source.gather(rows[batch]), labels[batch]
 
     def val_batches() -> Iterator[Batch]:
-        for batch in _batches(len(val_labels), settings.eval_batch_size):
+        for batch in batch_slices(len(val_labels), settings.eval_batch_size):
             yield val_source.gather_range(batch.start, batch.stop), val_labels[batch]
 
     loss = functional.cross_entropy
@@ -363,7 +371,7 @@ def _pair_regression(
     def epoch_batches() -> Iterator[Batch]:
         rows_first, rows_second, target = pairs(train, generator.permutation(train.objects), generator)
         first, second = train_source.index(rows_first), train_source.index(rows_second)
-        for batch in _batches(train.objects, settings.batch_size):
+        for batch in batch_slices(train.objects, settings.batch_size):
             inputs = torch.cat([train_source.gather(first[batch]), train_source.gather(second[batch])], 1)
             yield inputs, target[batch]
 
@@ -374,7 +382,7 @@ def _pair_regression(
     val_first, val_second = val_source.index(val_first), val_source.index(val_second)
 
     def val_batches() -> Iterator[Batch]:
-        for batch in _batches(len(val_target), settings.eval_batch_size):
+        for batch in batch_slices(len(val_target), settings.eval_batch_size):
             inputs = torch.cat([val_source.gather(val_first[batch]), val_source.gather(val_second[batch])], 1)
             yield inputs, val_target[batch]
 

@@ -107,10 +107,10 @@ def mean_predictor(
     pair probes use (``probes.validation_pairs``). The mean is taken over ``val_pairs_per_object``
     seeded pairs of every training object."""
     generator = np.random.default_rng(np.random.SeedSequence(settings.seed).generate_state(4)[3])
-    train_objects = len(train_latents) // views
-    owners = np.repeat(np.arange(train_objects), settings.val_pairs_per_object)
-    first, second = probes.distinct_views(generator, len(owners), views)
-    train_targets = targets(train_latents[owners * views + first], train_latents[owners * views + second])
+    first, second = probes.object_pairs(
+        len(train_latents) // views, views, settings.val_pairs_per_object, generator
+    )
+    train_targets = targets(train_latents[first], train_latents[second])
     val_first, val_second = probes.validation_pairs(len(val_latents) // views, views, settings)
     val_targets = np.asarray(targets(val_latents[val_first], val_latents[val_second]), dtype=np.float64)
     prediction = np.tile(np.asarray(train_targets, dtype=np.float64).mean(axis=0), (len(val_targets), 1))
