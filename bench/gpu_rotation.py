@@ -1,7 +1,7 @@
 """Part "rotation" of ``bench/gpu.py``: SIE and VICReg pretrained by the workflow on rotation-gpu.yaml.
 
-When the configuration exists (another issue writes it), Snakemake builds, for SIE and VICReg (first seed,
-every pretrained variant): the rotation probe of every part, SIE's predictor evaluation and both
+With the configuration (configs/rotation-gpu.yaml by default), Snakemake builds, for SIE and VICReg
+(first seed, every pretrained variant): the rotation probe of every part, SIE's predictor evaluation and both
 training summaries; the part then reports the rotation R² per part and SIE's predictor health. When it
 does not exist, the part says so ("skipped: ... not present"), which is not a failure. ``--quick`` stops
 after the dry run (the DAG and its job counts). A DAG that would render with Blender where bpy cannot be
