@@ -151,14 +151,22 @@ def evaluations(config: Mapping[str, Any]) -> list[Evaluation]:
 def run_evaluations(
     variant: str, method: str, seed: int, evaluation: str, parts: Iterable[str]
 ) -> list[Evaluation]:
-    """The metrics files of one evaluation of one row: one per part, or for the predictor its file and
-    its health's (the chance row has no predictor to check)."""
+    """The metrics files of one evaluation of one row (:func:`evaluation_files_of`)."""
+    return [
+        Evaluation(variant, method, seed, name, part)
+        for name, part in evaluation_files_of(method, evaluation, parts)
+    ]
+
+
+def evaluation_files_of(method: str, evaluation: str, parts: Iterable[str]) -> list[tuple[str, str]]:
+    """(evaluation, part) of every metrics file one evaluation of a row writes: one per part, or for the
+    predictor its file and its health's (the chance row has no predictor whose health to check)."""
     from sie.evaluate.registry import CHANCE, HEALTH_EVALUATION, PREDICTOR_EVALUATION, PREDICTOR_PART
 
     if evaluation != PREDICTOR_EVALUATION:
-        return [Evaluation(variant, method, seed, evaluation, part) for part in parts]
+        return [(evaluation, part) for part in parts]
     names = [PREDICTOR_EVALUATION] + ([HEALTH_EVALUATION] if method != CHANCE else [])
-    return [Evaluation(variant, method, seed, name, PREDICTOR_PART) for name in names]
+    return [(name, PREDICTOR_PART) for name in names]
 
 
 def evaluation_files(config: Mapping[str, Any]) -> list[str]:

@@ -120,3 +120,15 @@ def test_the_rotation_probe_on_oracle_features_reaches_almost_one():
     assert result.metrics["r2"] > 0.8
     colour = probes.color(splits["train"], splits["val"], "equi", 3, settings=settings)
     assert colour.metrics["r2"] > 0.9
+
+
+def test_oracle_features_made_in_chunks_equal_one_pass():
+    """The store is written chunk by chunk from one generator: the same numbers as one pass."""
+    latents = random_latents(30, 9)
+    labels = np.repeat(np.arange(30) % 3, VIEWS)
+    whole = oracle_features(latents, labels, 3, np.random.default_rng(1))
+    generator = np.random.default_rng(1)
+    parts = [
+        oracle_features(latents[rows], labels[rows], 3, generator) for rows in probes.batch_slices(120, 7)
+    ]
+    assert np.array_equal(whole, np.concatenate(parts))

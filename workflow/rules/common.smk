@@ -21,7 +21,7 @@ from sie.workflow import (
     figure_files,
     method_patterns,
     pretrain_runs,
-    run_evaluations,
+    evaluation_files_of,
     pretrain_spec,
     run_paths,
     table_inputs as tables_inputs_of,
@@ -134,12 +134,9 @@ def training_run_folders(wildcards):
 
 # The chance row's metrics files: every chosen evaluation and part, the predictor without its health.
 CHANCE_FILES = [
-    paths.partial(
-        paths.EVALUATION_PATH,
-        method=CHANCE,
-        evaluation=entry.evaluation,
-        part=entry.part,
-    )
+    paths.partial(paths.EVALUATION_PATH, method=CHANCE, evaluation=name, part=part)
     for evaluation in config["evaluate"]["evaluations"]
-    for entry in run_evaluations("", CHANCE, 0, evaluation, config["evaluate"]["parts"])
+    for name, part in evaluation_files_of(
+        CHANCE, evaluation, config["evaluate"]["parts"]
+    )
 ]

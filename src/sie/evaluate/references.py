@@ -31,6 +31,9 @@ ORACLE_NOISE = 0.05
 """Standard deviation of the Gaussian noise added to every oracle feature (hues have std 0.29, so the
 colour probe's ceiling is about 1 - 2 x 0.05² / Var(hue difference) = 0.97)."""
 
+ORACLE_CHUNK_ROWS = 65536
+"""Views made and written at a time (the noise is drawn chunk after chunk from one generator)."""
+
 HUE_COLUMNS = [FACTORS.index(name) for name in HUE_FACTORS]
 
 
@@ -53,12 +56,18 @@ def write_oracle_store(dataset_dir: Path, output_dir: Path, variant: str, seed: 
     generators = dict(zip(SPLITS, np.random.default_rng(seed).spawn(len(SPLITS)), strict=True))
     splits = {}
     for split in SPLITS:
-        latents = np.load(dataset_dir / latents_file(split))
-        labels = np.repeat(np.load(dataset_dir / labels_file(split)), views)
-        features = oracle_features(latents, labels, classes, generators[split])
+        latents = np.load(dataset_dir / latents_file(split), mmap_mode="r")
+        labels = np.load(dataset_dir / labels_file(split))
         with atomic_path(output_dir / features_file(split, "representations"), suffix=".npy") as path:
-            np.save(path, features, allow_pickle=False)
-        splits[split] = {"rows": len(features), "outputs": ["representations"]}
+            features = np.lib.format.open_memmap(
+                path, mode="w+", dtype=np.float32, shape=(len(latents), classes + 11)
+            )
+            for rows in probes.batch_slices(len(latents), ORACLE_CHUNK_ROWS):  # bounded memory at 2.6 M views
+                owners = labels[np.arange(rows.start, rows.stop) // views]
+                features[rows] = oracle_features(latents[rows], owners, classes, generators[split])
+            features.flush()
+            del features
+        splits[split] = {"rows": len(latents), "outputs": ["representations"]}
     manifest = {
         "format": FEATURES_FORMAT,
         "model": None,

@@ -238,28 +238,8 @@ def evaluate_predictor(
                 device=target,
             )
             metrics.update({f"{name}/{mode}": value for name, value in ranks.items()})
-    errors = {
-        split: health.pair_errors(
-            embeddings[split],
-            latents[split],
-            views,
-            predictor,
-            latent=payload["latent"],
-            normalize=settings.normalize,
-            device=target,
-        )
-        for split in embeddings
-    }
-    write_json(
-        health_path(output),
-        {
-            **identity(manifest, HEALTH_EVALUATION, PREDICTOR_PART),
-            "applicable": True,
-            "metrics": health.health_metrics(errors),
-            "rule": f"uses the latent: error true <= {health.USES_LATENT_RATIO} x shuffled and < identity",
-            "shuffle_seed": health.SHUFFLE_SEED,
-            "normalize": settings.normalize,
-        },
+    write_health(
+        manifest, health_path(output), embeddings, latents, predictor, payload["latent"], settings, target
     )
     record = {
         **result,
@@ -275,3 +255,37 @@ def evaluate_predictor(
 def health_path(predictor_output: Path) -> Path:
     """The predictor health file written beside the predictor evaluation's file."""
     return predictor_output.parent / fill(EVALUATION_FILE, evaluation=HEALTH_EVALUATION, part=PREDICTOR_PART)
+
+
+def write_health(
+    manifest: dict[str, Any],
+    path: Path,
+    embeddings: dict[str, np.ndarray],
+    latents: dict[str, np.ndarray],
+    predictor: retrieval.Predictor,
+    latent: str,
+    settings: RetrievalSettings,
+    device: str,
+) -> None:
+    """The predictor health file (``sie.evaluate.health``) of every split of ``embeddings``."""
+    errors = {
+        split: health.pair_errors(
+            embeddings[split],
+            latents[split],
+            manifest["views_per_object"],
+            predictor,
+            latent=latent,
+            normalize=settings.normalize,
+            device=device,
+        )
+        for split in embeddings
+    }
+    record = {
+        **identity(manifest, HEALTH_EVALUATION, PREDICTOR_PART),
+        "applicable": True,
+        "metrics": health.health_metrics(errors),
+        "rule": f"uses the latent: error true <= {health.USES_LATENT_RATIO} x shuffled and < identity",
+        "shuffle_seed": health.SHUFFLE_SEED,
+        "normalize": settings.normalize,
+    }
+    write_json(path, record)

@@ -62,7 +62,7 @@ def write_untrained(spec: RunSpec, dataset_dir: Path, output_dir: Path) -> dict[
         "reference": UNTRAINED,
         "method": spec.method,
         "seed": spec.seed,
-        "parameters": model_size(model),
+        "parameters": sum(parameter.numel() for parameter in model.parameters()),
         "batch_norm_views": views,
     }
 
@@ -100,8 +100,3 @@ def estimate_batch_norm(
         layer.momentum = momentum
     model.eval()
     return len(rows)
-
-
-def model_size(model: torch.nn.Module) -> int:
-    """Number of parameters."""
-    return sum(parameter.numel() for parameter in model.parameters())
